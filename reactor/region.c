@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Region registry and region descriptors.
+ *
+ * The registry is an array of (key, region) entries sorted by key, sized
+ * once at reactor init (cfg.max_regions) so registering never allocates.
+ * Lookup is a binary search, O(log n); register and deregister shift the
+ * tail, O(n), which is fine on the setup path they belong to.
+ *
+ * Keys are 64 random bits from getrandom(2): a peer that has not been
+ * given a descriptor cannot guess one. Key 0 is never issued, so a
+ * region's plx_key is 0 exactly when it is not registered (after
+ * deregister) - but a region counts as registered only if the registry
+ * entry for its key points back at it, which also rejects uninitialised
+ * structs and regions of another reactor.
+ *
+ * Descriptor wire format: see docs/descriptor-format.md. Encoded byte by
+ * byte, so it is the same on every host.
+ */
+#include <string.h>
+#include <sys/random.h>
+#include <sys/types.h>
+
+#include "reactor/internal.h"
+
+/* Attempts at drawing a fresh key before blaming the random source. */
+#define PLX__KEY_TRIES 8
+
+#define PLX__HINT_ALL (PLX_HINT_TCP | PLX_HINT_RDMA | PLX_HINT_CUDA)
+
+int plx__random(void *buf, size_t len)
+{
+	unsigned char *p = buf;
+	ssize_t got;
+
+	while (len > 0) {
+		got = getrandom(p, len, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		/* 0 cannot happen for len > 0; treat it as failure, not a spin */
+		if (got <= 0)
+			return PLX_EIO;
+		p += got;
+		len -= (size_t)got;
+	}
+	return 0;
+}
+
+int plx__registry_init(struct plx__reactor *x)
+{
+	uint32_t cap = x->cfg.max_regions;
+	size_t size;
+
+	if (cap == 0)
+		return PLX_EINVAL;
+	if (__builtin_mul_overflow((size_t)cap, sizeof(*x->regs.v), &size))
+		return PLX_ENOMEM;
+	x->regs.v = plx__alloc(x, size);
+	if (!x->regs.v)
+		return PLX_ENOMEM;
+	x->regs.n = 0;
+	x->regs.cap = cap;
+	x->st.regions = 0;
+	return 0;
+}
+
+void plx__registry_fini(struct plx__reactor *x)
+{
+	/* The reactor refuses fini while regions are live (PLX_EBUSY). */
+	plx__free(x, x->regs.v);
+	x->regs.v = NULL;
+	x->regs.n = 0;
+	x->regs.cap = 0;
+}
+
+/* Index of the first entry with key >= @key (n if none). */
+static uint32_t registry_lower_bound(const struct plx__registry *g,
+				     uint64_t key)
+{
+	uint32_t lo = 0, hi = g->n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (g->v[mid].key < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The region registered under @key, or NULL. */
+static struct plx_region *registry_find(const struct plx__registry *g,
+					uint64_t key)
+{
+	uint32_t i = registry_lower_bound(g, key);
+
+	if (i < g->n && g->v[i].key == key)
+		return g->v[i].reg;
+	return NULL;
+}
+
+static bool region_is_live(const struct plx__reactor *x,
+			   const struct plx_region *reg)
+{
+	return reg->plx_key != 0 && registry_find(&x->regs, reg->plx_key) == reg;
+}
+
+/* Draw a nonzero key that no live registration uses. */
+static int registry_new_key(const struct plx__registry *g, uint64_t *key_out)
+{
+	uint64_t key;
+	int i, ret;
+
+	for (i = 0; i < PLX__KEY_TRIES; i++) {
+		ret = plx__random(&key, sizeof(key));
+		if (ret)
+			return ret;
+		if (key != 0 && !registry_find(g, key)) {
+			*key_out = key;
+			return 0;
+		}
+	}
+	/* Repeated zero or duplicate keys: the random source is broken. */
+	return PLX_EIO;
+}
+
+int plx_mem_register(struct plx_reactor *r, struct plx_region *reg,
+		     void *addr, size_t len, uint32_t access)
+{
+	struct plx__reactor *x;
+	struct plx__registry *g;
+	uint64_t a = (uint64_t)(uintptr_t)addr, key;
+	uint32_t i;
+	int ret;
+
+	if (!r || !reg || !addr || len == 0)
+		return PLX_EINVAL;
+	x = plx__r(r);
+	PLX__ASSERT_OWNER(x);
+	g = &x->regs;
+	if ((uint64_t)len > UINT64_MAX - a || (access & ~PLX_ACCESS_ALL))
+		return PLX_EINVAL;
+	/*
+	 * Re-registering a live region would leave its old key in the
+	 * registry, still pointing at it: refuse.
+	 */
+	if (region_is_live(x, reg))
+		return PLX_EBUSY;
+	if (g->n >= g->cap)
+		return PLX_ENOSPC;
+	ret = registry_new_key(g, &key);
+	if (ret)
+		return ret;
+
+	reg->plx_addr = a;
+	reg->plx_len = (uint64_t)len;
+	reg->plx_key = key;
+	reg->plx_access = access;
+	reg->plx_hints = PLX_HINT_TCP;
+	reg->plx_rkey = 0;
+	reg->plx_flags = 0;
+	memset(reg->plx_transport, 0, sizeof(reg->plx_transport));
+
+	i = registry_lower_bound(g, key);
+	memmove(&g->v[i + 1], &g->v[i], (size_t)(g->n - i) * sizeof(g->v[0]));
+	g->v[i].key = key;
+	g->v[i].reg = reg;
+	g->n++;
+	x->st.regions++;
+	return 0;
+}
+
+int plx_mem_deregister(struct plx_reactor *r, struct plx_region *reg)
+{
+	struct plx__reactor *x;
+	struct plx__registry *g;
+	uint32_t i;
+
+	if (!r || !reg)
+		return PLX_EINVAL;
+	x = plx__r(r);
+	PLX__ASSERT_OWNER(x);
+	g = &x->regs;
+	if (reg->plx_key == 0)
+		return PLX_ENOENT;
+	i = registry_lower_bound(g, reg->plx_key);
+	if (i >= g->n || g->v[i].key != reg->plx_key || g->v[i].reg != reg)
+		return PLX_ENOENT;
+
+	memmove(&g->v[i], &g->v[i + 1], (size_t)(g->n - i - 1) * sizeof(g->v[0]));
+	g->n--;
+	x->st.regions--;
+	/* Key 0 is never issued: the struct now reads as unregistered. */
+	reg->plx_key = 0;
+	return 0;
+}
+
+int plx_mem_desc(struct plx_reactor *r, const struct plx_region *reg,
+		 struct plx_desc *out)
+{
+	struct plx__reactor *x;
+
+	if (!r || !reg || !out)
+		return PLX_EINVAL;
+	x = plx__r(r);
+	PLX__ASSERT_OWNER(x);
+	if (!region_is_live(x, reg))
+		return PLX_ENOENT;
+
+	memset(out, 0, sizeof(*out));
+	out->addr = reg->plx_addr;
+	out->len = reg->plx_len;
+	out->key = reg->plx_key;
+	memcpy(out->owner, x->cfg.node_id, sizeof(out->owner));
+	out->access = reg->plx_access;
+	out->hints = reg->plx_hints;
+	out->rkey = reg->plx_rkey;
+	return 0;
+}
+
+int plx_mem_lookup(struct plx_reactor *r, uint64_t addr, uint64_t len,
+		   uint64_t key, uint32_t access, struct plx_region **reg_out)
+{
+	struct plx__reactor *x;
+	struct plx_region *reg;
+
+	if (!r)
+		return PLX_EINVAL;
+	x = plx__r(r);
+	PLX__ASSERT_OWNER(x);
+	reg = key ? registry_find(&x->regs, key) : NULL;
+	if (!reg)
+		return PLX_EKEYREJECTED;
+	/*
+	 * [addr, addr + len) within [base, base + reg_len), written so that
+	 * nothing can overflow; a wrapping addr + len fails the last test.
+	 */
+	if (addr < reg->plx_addr || len > reg->plx_len ||
+	    addr - reg->plx_addr > reg->plx_len - len)
+		return PLX_EFAULT;
+	if (access & ~reg->plx_access)
+		return PLX_EACCES;
+	if (reg_out)
+		*reg_out = reg;
+	return 0;
+}
+
+/* ----------------------------------------------------------------------
+ * Descriptor encoding. Offsets: docs/descriptor-format.md.
+ */
+
+#define PLX__DESC_MAGIC 0x4450u /* bytes 'P', 'D' */
+#define PLX__DESC_VERSION 1u
+#define PLX__DESC_F_RKEY 0x1u
+
+#define DESC_OFF_MAGIC 0
+#define DESC_OFF_VERSION 2
+#define DESC_OFF_FLAGS 3
+#define DESC_OFF_LENGTH 4
+#define DESC_OFF_ACCESS 6
+#define DESC_OFF_ADDR 8
+#define DESC_OFF_LEN 16
+#define DESC_OFF_KEY 24
+#define DESC_OFF_OWNER 32
+#define DESC_OFF_HINTS 48
+#define DESC_OFF_RKEY 52
+#define DESC_OFF_RESERVED 56
+
+_Static_assert(DESC_OFF_RESERVED + 8 == PLX_DESC_BYTES, "descriptor layout");
+
+static void put_le(unsigned char *p, uint64_t v, unsigned int bytes)
+{
+	unsigned int i;
+
+	for (i = 0; i < bytes; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_le(const unsigned char *p, unsigned int bytes)
+{
+	uint64_t v = 0;
+	unsigned int i;
+
+	for (i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/* Field checks shared by serialize and parse. */
+static bool desc_fields_valid(const struct plx_desc *d)
+{
+	if (d->access & ~PLX_ACCESS_ALL)
+		return false;
+	if (d->hints & ~PLX__HINT_ALL)
+		return false;
+	if (d->len == 0 || d->len > UINT64_MAX - d->addr)
+		return false;
+	return true;
+}
+
+int plx_desc_serialize(const struct plx_desc *d, void *buf, size_t cap)
+{
+	unsigned char *p = buf;
+
+	if (!d || !buf)
+		return PLX_EINVAL;
+	if (cap < PLX_DESC_BYTES)
+		return PLX_ENOSPC;
+	/* Never emit bytes that plx_desc_parse() would reject. */
+	if (!desc_fields_valid(d))
+		return PLX_EINVAL;
+
+	memset(p, 0, PLX_DESC_BYTES);
+	put_le(p + DESC_OFF_MAGIC, PLX__DESC_MAGIC, 2);
+	p[DESC_OFF_VERSION] = PLX__DESC_VERSION;
+	p[DESC_OFF_FLAGS] = (d->hints & PLX_HINT_RDMA) ? PLX__DESC_F_RKEY : 0;
+	put_le(p + DESC_OFF_LENGTH, PLX_DESC_BYTES, 2);
+	put_le(p + DESC_OFF_ACCESS, d->access, 2);
+	put_le(p + DESC_OFF_ADDR, d->addr, 8);
+	put_le(p + DESC_OFF_LEN, d->len, 8);
+	put_le(p + DESC_OFF_KEY, d->key, 8);
+	memcpy(p + DESC_OFF_OWNER, d->owner, sizeof(d->owner));
+	put_le(p + DESC_OFF_HINTS, d->hints, 4);
+	put_le(p + DESC_OFF_RKEY, d->rkey, 4);
+	/* reserved: already zero */
+	return PLX_DESC_BYTES;
+}
+
+int plx_desc_parse(struct plx_desc *out, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	struct plx_desc d;
+	unsigned int flags;
+
+	if (!out || !buf)
+		return PLX_EINVAL;
+	if (len < PLX_DESC_BYTES)
+		return PLX_EMSGSIZE;
+	if (get_le(p + DESC_OFF_MAGIC, 2) != PLX__DESC_MAGIC)
+		return PLX_EBADMSG;
+	if (p[DESC_OFF_VERSION] != PLX__DESC_VERSION)
+		return PLX_EPROTONOSUPPORT;
+	if (get_le(p + DESC_OFF_LENGTH, 2) != PLX_DESC_BYTES)
+		return PLX_EBADMSG;
+	if (get_le(p + DESC_OFF_RESERVED, 8) != 0)
+		return PLX_EBADMSG;
+	/* Access is 16 bits on the wire; the whole field must be known bits. */
+	if (get_le(p + DESC_OFF_ACCESS, 2) & ~(uint64_t)PLX_ACCESS_ALL)
+		return PLX_EBADMSG;
+
+	memset(&d, 0, sizeof(d));
+	d.access = (uint32_t)get_le(p + DESC_OFF_ACCESS, 2);
+	d.addr = get_le(p + DESC_OFF_ADDR, 8);
+	d.len = get_le(p + DESC_OFF_LEN, 8);
+	d.key = get_le(p + DESC_OFF_KEY, 8);
+	memcpy(d.owner, p + DESC_OFF_OWNER, sizeof(d.owner));
+	d.hints = (uint32_t)get_le(p + DESC_OFF_HINTS, 4);
+	d.rkey = (uint32_t)get_le(p + DESC_OFF_RKEY, 4);
+	if (!desc_fields_valid(&d))
+		return PLX_EBADMSG;
+
+	/* The flags byte restates the RDMA hint; anything else is corrupt. */
+	flags = p[DESC_OFF_FLAGS];
+	if (flags != ((d.hints & PLX_HINT_RDMA) ? PLX__DESC_F_RKEY : 0u))
+		return PLX_EBADMSG;
+
+	*out = d;
+	return PLX_DESC_BYTES;
+}

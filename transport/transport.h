@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one internal interface between the reactor and its transports.
+ *
+ * A transport (TCP, RDMA, CUDA staging) registers an ops table and a
+ * context with plx__reactor_add_transport(). The reactor then calls:
+ *  - poll() in the transport's phase of every plx_reactor_poll();
+ *  - arm() from plx_reactor_arm(): the transport makes sure its events will
+ *    wake the reactor fd (e.g. ibv_req_notify_cq) and returns PLX_EBUSY if
+ *    it already has work pending;
+ *  - live() from plx_reactor_fini(): the number of live objects (endpoints,
+ *    ops in flight) that keep fini from succeeding;
+ *  - fini() when the reactor finishes with live() == 0.
+ * Dependencies point one way: transports include reactor/internal.h; the
+ * reactor includes only this header.
+ */
+#ifndef PLX_TRANSPORT_H
+#define PLX_TRANSPORT_H
+
+#include <stdint.h>
+
+struct plx_reactor;
+
+/* Poll phases, in the order plx_reactor_poll() runs them. */
+enum plx__phase {
+	PLX__PHASE_CQ = 0,     /* RDMA completion queues */
+	PLX__PHASE_SOCKET = 1, /* sockets */
+	PLX__PHASE_CUDA = 2,   /* CUDA copy events */
+	PLX__PHASE_COUNT
+};
+
+struct plx__transport_ops {
+	const char *name;
+	enum plx__phase phase;
+	/* Handle at most @budget events; return how many (>= 0). */
+	int (*poll)(struct plx_reactor *r, void *ctx, uint32_t budget);
+	/* Return 0 when armed, PLX_EBUSY when work is pending. May be NULL. */
+	int (*arm)(struct plx_reactor *r, void *ctx);
+	/* Live objects preventing reactor fini. May be NULL (none). */
+	uint64_t (*live)(struct plx_reactor *r, void *ctx);
+	/* Release everything; called once, with live() == 0. May be NULL. */
+	void (*fini)(struct plx_reactor *r, void *ctx);
+};
+
+/*
+ * plx__reactor_add_transport() - attach @ops/@ctx to @r (owner thread).
+ * Return: 0; PLX_ENOSPC (all transport slots used); PLX_EEXIST (@ops is
+ * already attached).
+ */
+int plx__reactor_add_transport(struct plx_reactor *r,
+			       const struct plx__transport_ops *ops, void *ctx);
+
+/*
+ * plx__reactor_watch_fd() - add @fd to the reactor fd's epoll set with
+ * @events (EPOLLIN...), so it wakes a sleeping owner. The transport polls
+ * its own fds; the reactor only sleeps on them. Return 0 or -errno.
+ */
+int plx__reactor_watch_fd(struct plx_reactor *r, int fd, uint32_t events);
+int plx__reactor_unwatch_fd(struct plx_reactor *r, int fd);
+
+#endif /* PLX_TRANSPORT_H */
