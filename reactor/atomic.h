@@ -25,7 +25,8 @@
 #define plx__cas_acq_rel(p, expected, desired)                                 \
 	__atomic_compare_exchange_n((p), (expected), (desired), 0,             \
 				    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
-#define plx__fetch_add_relaxed(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define plx__fetch_add_relaxed(p, v)                                           \
+	__atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 #define plx__fence_seq_cst() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
 /* CPU relax hint for spin loops. */

@@ -28,7 +28,8 @@ static size_t pool_stride(size_t buf_size)
 {
 	if (buf_size > SIZE_MAX - (PLX__POOL_ALIGN - 1))
 		return 0;
-	return (buf_size + PLX__POOL_ALIGN - 1) & ~(size_t)(PLX__POOL_ALIGN - 1);
+	return (buf_size + PLX__POOL_ALIGN - 1) &
+	       ~(size_t)(PLX__POOL_ALIGN - 1);
 }
 
 size_t plx_pool_memsize(size_t buf_size, uint32_t count)
@@ -47,8 +48,8 @@ size_t plx_pool_memsize(size_t buf_size, uint32_t count)
 	return total;
 }
 
-int plx_pool_init(struct plx_pool *pool, void *mem, size_t len,
-		  size_t buf_size, uint32_t count)
+int plx_pool_init(struct plx_pool *pool, void *mem, size_t len, size_t buf_size,
+		  uint32_t count)
 {
 	size_t need, stride;
 	uint32_t i;

@@ -32,7 +32,10 @@
 #include "reactor/req.h"
 #include "transport/transport.h"
 
-enum { PLX__TAG_DOORBELL = 1, PLX__TAG_TIMER = 2 };
+enum {
+	PLX__TAG_DOORBELL = 1,
+	PLX__TAG_TIMER = 2
+};
 
 PLX_API uint64_t plx_now_ns(void)
 {
@@ -474,7 +477,8 @@ PLX_API int plx_reactor_wait(struct plx_reactor *r, int timeout_ms)
 		return n;
 	rc = plx_reactor_arm(r);
 	if (rc == 0) {
-		rc = epoll_wait(x->epfd, &ev, 1, timeout_ms < 0 ? -1 : timeout_ms);
+		rc = epoll_wait(x->epfd, &ev, 1,
+				timeout_ms < 0 ? -1 : timeout_ms);
 		if (rc < 0 && errno == EINTR)
 			return PLX_EINTR;
 	} else if (rc != PLX_EBUSY) {

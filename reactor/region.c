@@ -103,7 +103,8 @@ static struct plx_region *registry_find(const struct plx__registry *g,
 static bool region_is_live(const struct plx__reactor *x,
 			   const struct plx_region *reg)
 {
-	return reg->plx_key != 0 && registry_find(&x->regs, reg->plx_key) == reg;
+	return reg->plx_key != 0 &&
+	       registry_find(&x->regs, reg->plx_key) == reg;
 }
 
 /* Draw a nonzero key that no live registration uses. */
@@ -125,8 +126,8 @@ static int registry_new_key(const struct plx__registry *g, uint64_t *key_out)
 	return PLX_EIO;
 }
 
-int plx_mem_register(struct plx_reactor *r, struct plx_region *reg,
-		     void *addr, size_t len, uint32_t access)
+int plx_mem_register(struct plx_reactor *r, struct plx_region *reg, void *addr,
+		     size_t len, uint32_t access)
 {
 	struct plx__reactor *x;
 	struct plx__registry *g;
@@ -188,7 +189,8 @@ int plx_mem_deregister(struct plx_reactor *r, struct plx_region *reg)
 	if (i >= g->n || g->v[i].key != reg->plx_key || g->v[i].reg != reg)
 		return PLX_ENOENT;
 
-	memmove(&g->v[i], &g->v[i + 1], (size_t)(g->n - i - 1) * sizeof(g->v[0]));
+	memmove(&g->v[i], &g->v[i + 1],
+		(size_t)(g->n - i - 1) * sizeof(g->v[0]));
 	g->n--;
 	x->st.regions--;
 	/* Key 0 is never issued: the struct now reads as unregistered. */

@@ -202,8 +202,9 @@ PLX_API int plx_req_test_mt(const struct plx_req *req)
 PLX_API int plx_req_wait_mt(struct plx_req *req, uint64_t timeout_ns)
 {
 	uint64_t start = plx_now_ns();
-	uint64_t deadline = timeout_ns > UINT64_MAX - start ? UINT64_MAX
-							     : start + timeout_ns;
+	uint64_t deadline = timeout_ns > UINT64_MAX - start ?
+				    UINT64_MAX :
+				    start + timeout_ns;
 	/* spin this long before sleeping: a busy-polling owner answers in
 	 * about a microsecond, a futex sleep costs several */
 	uint64_t spin_until = start + 20000;

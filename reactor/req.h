@@ -23,7 +23,7 @@ enum {
 };
 
 enum {
-	PLX__RF_CALL = 0x1,     /* on the deferred list: run plx_fn */
+	PLX__RF_CALL = 0x1,	/* on the deferred list: run plx_fn */
 	PLX__RF_COMPLETE = 0x2, /* on the deferred list: deliver result */
 };
 

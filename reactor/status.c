@@ -9,6 +9,7 @@ struct plx__code {
 	const char *text;
 };
 
+/* clang-format off */
 static const struct plx__code plx__codes[] = {
 	{PLX_EPERM, "PLX_EPERM", "operation not permitted"},
 	{PLX_ENOENT, "PLX_ENOENT", "no such object"},
@@ -55,6 +56,7 @@ static const struct plx__code plx__codes[] = {
 	{PLX_EVERBS, "PLX_EVERBS", "RDMA verbs error"},
 	{PLX_ECUDA, "PLX_ECUDA", "CUDA error"},
 };
+/* clang-format on */
 
 static const struct plx__code *plx__find(int code)
 {

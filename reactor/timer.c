@@ -109,7 +109,8 @@ PLX_API int plx_timer_start(struct plx_reactor *r, struct plx_timer *t,
 		return PLX_ENOSPC;
 	now = plx_now_ns();
 	/* saturate: a huge delay means "never" rather than wrapping */
-	t->plx_deadline = delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
+	t->plx_deadline = delay_ns > UINT64_MAX - now ? UINT64_MAX :
+							now + delay_ns;
 	t->plx_period = period_ns;
 	heap_insert(&x->timers, t);
 	x->st.timers_armed = x->timers.n;

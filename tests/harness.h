@@ -95,8 +95,8 @@ static inline uint64_t plx_test_seed(const char *name)
 {
 	const char *s = getenv("PLX_SEED");
 	uint64_t seed = s ? strtoull(s, NULL, 0) : plx_test_now_ns();
-	fprintf(stderr, "%s: seed %" PRIu64 " (rerun with PLX_SEED=%" PRIu64
-			")\n",
+	fprintf(stderr,
+		"%s: seed %" PRIu64 " (rerun with PLX_SEED=%" PRIu64 ")\n",
 		name, seed, seed);
 	return seed;
 }

@@ -54,6 +54,7 @@ static void serialize_ok(const struct plx_desc *d, unsigned char *buf)
 
 static void test_serialize_matches_golden_bytes(void)
 {
+	/* clang-format off */
 	static const unsigned char want[B] = {
 		'P', 'D', 1, 0x01, 64, 0, 0x03, 0x00,
 		0x00, 0x50, 0x34, 0x12, 0x00, 0x7f, 0x00, 0x00,
@@ -64,6 +65,7 @@ static void test_serialize_matches_golden_bytes(void)
 		0x03, 0x00, 0x00, 0x00, 0xef, 0xbe, 0xad, 0xde,
 		0, 0, 0, 0, 0, 0, 0, 0,
 	};
+	/* clang-format on */
 	struct plx_desc d = sample_desc(), out;
 	unsigned char buf[B];
 
@@ -168,6 +170,7 @@ struct bad_byte {
 	const char *what;
 };
 
+/* clang-format off */
 static const struct bad_byte bad_bytes[] = {
 	{ 0, 'X', PLX_EBADMSG, "magic byte 0" },
 	{ 1, 'P', PLX_EBADMSG, "magic byte 1" },
@@ -190,6 +193,7 @@ static const struct bad_byte bad_bytes[] = {
 	{ 56, 0x01, PLX_EBADMSG, "reserved first byte" },
 	{ 63, 0x80, PLX_EBADMSG, "reserved last byte" },
 };
+/* clang-format on */
 
 static void test_parse_rejects_bad_header_and_fields(void)
 {
@@ -254,13 +258,13 @@ static int model_flip(struct plx_desc *d, unsigned int off, uint8_t x)
 		return B;
 	} else if (off < 52) {
 		d->hints ^= (uint32_t)x << (8 * (off - 48));
-		if (d->hints & ~(uint32_t)(PLX_HINT_TCP | PLX_HINT_RDMA |
-					   PLX_HINT_CUDA))
+		if (d->hints &
+		    ~(uint32_t)(PLX_HINT_TCP | PLX_HINT_RDMA | PLX_HINT_CUDA))
 			return PLX_EBADMSG;
 		/* the flags byte no longer matches the RDMA hint */
-		return ((d->hints & PLX_HINT_RDMA) ? 1u : 0u) != flags_rkey
-			       ? PLX_EBADMSG
-			       : B;
+		return ((d->hints & PLX_HINT_RDMA) ? 1u : 0u) != flags_rkey ?
+			       PLX_EBADMSG :
+			       B;
 	} else {
 		d->rkey ^= (uint32_t)x << (8 * (off - 52));
 		return B;
@@ -272,8 +276,8 @@ static int model_flip(struct plx_desc *d, unsigned int off, uint8_t x)
 
 static void check_flips(const struct plx_desc *base)
 {
-	static const uint8_t masks[] = { 0x01, 0x02, 0x04, 0x08, 0x10,
-					 0x20, 0x40, 0x80, 0xff, 0x5a };
+	static const uint8_t masks[] = {0x01, 0x02, 0x04, 0x08, 0x10,
+					0x20, 0x40, 0x80, 0xff, 0x5a};
 	unsigned char good[B], buf[B];
 	struct plx_desc want, out;
 	unsigned int off, m;

@@ -188,11 +188,13 @@ static void test_single_buffer_pool(void)
 /* Random get/put against a model of which buffers are out. */
 static void test_random_get_put_matches_model(void)
 {
-	enum { N = 200 };
+	enum {
+		N = 200
+	};
 	struct plx_pool pool;
 	unsigned char *out[N]; /* buffers held, in no order */
 	uint32_t nout = 0, i, k, idx, steps;
-	bool taken[N] = { false };
+	bool taken[N] = {false};
 	size_t len, stride;
 	uint64_t seed = plx_test_seed("test_random_get_put_matches_model");
 	unsigned char *mem = alloc_pool_mem(72, N, &len);

@@ -99,8 +99,7 @@ static void test_lookup_out_of_bounds_is_efault(void)
 		      PLX_EFAULT);
 	EXPECT_STATUS(plx_mem_lookup(&r, UINT64_MAX, 2, key, RD, NULL),
 		      PLX_EFAULT);
-	EXPECT_STATUS(plx_mem_lookup(&r, UINT64_MAX, UINT64_MAX, key, RD,
-				     NULL),
+	EXPECT_STATUS(plx_mem_lookup(&r, UINT64_MAX, UINT64_MAX, key, RD, NULL),
 		      PLX_EFAULT);
 	/* the out-parameter is written only on success */
 	EXPECT_PTR_EQ(found, arena);
@@ -230,7 +229,9 @@ static void test_fini_busy_while_registered(void)
 
 static void test_register_full_registry_is_enospc(void)
 {
-	enum { MAX = 8 };
+	enum {
+		MAX = 8
+	};
 	struct plx_reactor r;
 	struct plx_region regs[MAX + 1];
 	int i;
@@ -243,8 +244,7 @@ static void test_register_full_registry_is_enospc(void)
 	/* a freed slot can be reused */
 	EXPECT_OK(plx_mem_deregister(&r, &regs[3]));
 	EXPECT_OK(plx_mem_register(&r, &regs[MAX], arena, 1, RD));
-	EXPECT_STATUS(plx_mem_register(&r, &regs[3], arena, 1, RD),
-		      PLX_ENOSPC);
+	EXPECT_STATUS(plx_mem_register(&r, &regs[3], arena, 1, RD), PLX_ENOSPC);
 	for (i = 0; i <= MAX; i++)
 		if (i != 3)
 			EXPECT_OK(plx_mem_deregister(&r, &regs[i]));
@@ -260,7 +260,10 @@ static int cmp_u64(const void *a, const void *b)
 
 static void test_keys_are_distinct_and_nonzero(void)
 {
-	enum { N = 4096, ROUNDS = 4 };
+	enum {
+		N = 4096,
+		ROUNDS = 4
+	};
 	struct plx_reactor r;
 	struct plx_region *regs = calloc(N, sizeof(*regs));
 	uint64_t *keys = calloc((size_t)N * ROUNDS, sizeof(*keys));
@@ -326,7 +329,9 @@ static void check_all(struct plx_reactor *r, struct plx_region *regs,
 
 static void test_many_regions_random_order(void)
 {
-	enum { N = 1000 };
+	enum {
+		N = 1000
+	};
 	struct plx_reactor r;
 	struct plx_region *regs = calloc(N, sizeof(*regs));
 	uint64_t *keys = calloc(N, sizeof(*keys));
@@ -345,8 +350,7 @@ static void test_many_regions_random_order(void)
 	for (i = 0; i < N; i++) {
 		j = order[i];
 		/* region j: [arena + j, + j + 1), read only */
-		EXPECT_OK(plx_mem_register(&r, &regs[j], arena + j, j + 1,
-					   RD));
+		EXPECT_OK(plx_mem_register(&r, &regs[j], arena + j, j + 1, RD));
 		keys[j] = regs[j].plx_key;
 		live[j] = true;
 		if (i % 97 == 0)

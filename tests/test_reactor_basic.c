@@ -135,10 +135,10 @@ static void test_fini_busy_while_live(void)
 static void test_strerror_covers_codes(void)
 {
 	static const int codes[] = {
-		PLX_EAGAIN,  PLX_EBUSY,	  PLX_EINVAL,	 PLX_ENOSPC,
-		PLX_EPROTO,  PLX_ECANCELED, PLX_ETIMEDOUT, PLX_EKEYREJECTED,
-		PLX_EUNAVAIL, PLX_EAUTH,    PLX_EVERSION,  PLX_EREMOTE,
-		PLX_EVERBS,  PLX_ECUDA,
+		PLX_EAGAIN,   PLX_EBUSY,     PLX_EINVAL,    PLX_ENOSPC,
+		PLX_EPROTO,   PLX_ECANCELED, PLX_ETIMEDOUT, PLX_EKEYREJECTED,
+		PLX_EUNAVAIL, PLX_EAUTH,     PLX_EVERSION,  PLX_EREMOTE,
+		PLX_EVERBS,   PLX_ECUDA,
 	};
 
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
@@ -192,11 +192,13 @@ static void test_log_callback_receives_diagnostics(void)
 	EXPECT_OK(plx_reactor_fini(&r));
 }
 
+#ifndef NDEBUG
 static void *poll_from_other_thread(void *arg)
 {
 	plx_reactor_poll(arg);
 	return NULL;
 }
+#endif
 
 static void test_owner_thread_asserted_in_debug(void)
 {

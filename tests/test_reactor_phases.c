@@ -18,8 +18,8 @@ static void mark(char c)
 
 struct fake {
 	char tag;
-	int events;   /* events the next poll reports */
-	int arm_rc;   /* what arm() answers */
+	int events; /* events the next poll reports */
+	int arm_rc; /* what arm() answers */
 	uint64_t live;
 	int finis;
 };
@@ -141,8 +141,11 @@ static void test_phase_order(void)
 static void test_transport_slots_bounded(void)
 {
 	struct plx_reactor r;
-	struct fake f[5] = {{.tag = 'a'}, {.tag = 'b'}, {.tag = 'c'},
-			    {.tag = 'd'}, {.tag = 'e'}};
+	struct fake f[5] = {{.tag = 'a'},
+			    {.tag = 'b'},
+			    {.tag = 'c'},
+			    {.tag = 'd'},
+			    {.tag = 'e'}};
 	struct plx__transport_ops ops[5];
 
 	EXPECT_OK(plx_reactor_init(&r, NULL));

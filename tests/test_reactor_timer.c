@@ -132,9 +132,8 @@ static void test_many_timers_fire_in_order(void)
 	EXPECT_OK(plx_reactor_init(&r, NULL));
 	for (int i = 0; i < NT; i++) {
 		plx_timer_init(&g_t[i], on_order, NULL);
-		EXPECT_OK(plx_timer_start(&r, &g_t[i],
-					  (plx_test_rand(&seed) % 50) * MS / 2,
-					  0));
+		EXPECT_OK(plx_timer_start(
+			&r, &g_t[i], (plx_test_rand(&seed) % 50) * MS / 2, 0));
 	}
 	for (int i = 0; i < NT / 4; i++) {
 		int k = (int)(plx_test_rand(&seed) % NT);
@@ -143,8 +142,8 @@ static void test_many_timers_fire_in_order(void)
 			EXPECT_OK(plx_timer_stop(&r, &g_t[k]));
 		} else {
 			EXPECT_OK(plx_timer_start(
-				&r, &g_t[k], (plx_test_rand(&seed) % 50) * MS / 2,
-				0));
+				&r, &g_t[k],
+				(plx_test_rand(&seed) % 50) * MS / 2, 0));
 		}
 	}
 	for (int i = 0; i < NT; i++)

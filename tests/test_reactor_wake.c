@@ -151,9 +151,10 @@ static void *owner_main(void *arg)
 		if (plx_reactor_arm(&c->r) == PLX_EBUSY)
 			continue;
 		c->sleeps++;
-		int woke = c->use_epoll ? epoll_wait(ep, &ev, 1, SLEEP_BOUND_MS)
-					: fd_readable(plx_reactor_fd(&c->r),
-						      SLEEP_BOUND_MS);
+		int woke = c->use_epoll ?
+				   epoll_wait(ep, &ev, 1, SLEEP_BOUND_MS) :
+				   fd_readable(plx_reactor_fd(&c->r),
+					       SLEEP_BOUND_MS);
 		if (woke <= 0)
 			PLX_FAIL("owner slept %d ms with %d of %d requests "
 				 "handled: lost wake-up",

@@ -32,8 +32,8 @@ struct stress {
 	uint64_t n;
 	uint64_t seed;
 	uint64_t expected[MAXP]; /* owner thread: next seq per producer */
-	uint64_t got;            /* owner thread */
-	uint64_t retries[MAXP];  /* producer-local */
+	uint64_t got;		 /* owner thread */
+	uint64_t retries[MAXP];	 /* producer-local */
 	int ready;
 	int producers_done;
 };
@@ -50,8 +50,9 @@ static int on_item(struct plx_reactor *r, struct plx_req *req)
 		PLX_FAIL("producer %u: got seq %llu, expected %llu (%s)",
 			 it->producer, (unsigned long long)it->seq,
 			 (unsigned long long)s->expected[it->producer],
-			 it->seq < s->expected[it->producer] ? "duplicate"
-							     : "lost or reordered");
+			 it->seq < s->expected[it->producer] ?
+				 "duplicate" :
+				 "lost or reordered");
 	s->expected[it->producer]++;
 	s->got++;
 	return (int)(it->seq & 0x7fff);
@@ -80,7 +81,8 @@ static void *producer_main(void *arg)
 			if (plx_req_wait_mt(&it->req, 30ull * 1000000000ull))
 				PLX_FAIL("producer %u: request %llu never "
 					 "completed",
-					 p->id, (unsigned long long)(seq - WINDOW));
+					 p->id,
+					 (unsigned long long)(seq - WINDOW));
 			if (it->req.status != (int)((seq - WINDOW) & 0x7fff))
 				PLX_FAIL("producer %u: wrong status %d", p->id,
 					 it->req.status);
@@ -151,8 +153,7 @@ static void test_ring_mpsc_no_loss_no_dup_in_order(void)
 				 (unsigned long long)s.got,
 				 (unsigned long long)total);
 	}
-	while (__atomic_load_n(&s.producers_done, __ATOMIC_ACQUIRE) <
-	       s.nprod)
+	while (__atomic_load_n(&s.producers_done, __ATOMIC_ACQUIRE) < s.nprod)
 		plx_reactor_poll(&s.r);
 	for (int i = 0; i < s.nprod; i++) {
 		pthread_join(th[i], NULL);

@@ -42,10 +42,10 @@ struct plx_reactor;
  */
 struct plx_pool {
 	unsigned char *plx_base; /* first buffer */
-	uint32_t *plx_free;      /* stack of free buffer indices */
-	size_t plx_buf_size;     /* stride between buffers */
-	uint32_t plx_count;      /* number of buffers */
-	uint32_t plx_top;        /* free indices on the stack */
+	uint32_t *plx_free;	 /* stack of free buffer indices */
+	size_t plx_buf_size;	 /* stride between buffers */
+	uint32_t plx_count;	 /* number of buffers */
+	uint32_t plx_top;	 /* free indices on the stack */
 	size_t plx_mem_len;
 	void *plx_mem;
 };
@@ -126,13 +126,13 @@ struct plx_region {
  * struct plx_desc - a region as a peer sees it. Plain data; safe to copy.
  */
 struct plx_desc {
-	uint64_t addr;      /* region start, in the owner's address space */
-	uint64_t len;       /* region length in bytes */
-	uint64_t key;       /* the registration's key */
-	uint8_t owner[16];  /* owner reactor's node id */
-	uint32_t access;    /* PLX_ACCESS_* granted */
-	uint32_t hints;     /* PLX_HINT_* */
-	uint32_t rkey;      /* RDMA rkey, valid with PLX_HINT_RDMA */
+	uint64_t addr;	   /* region start, in the owner's address space */
+	uint64_t len;	   /* region length in bytes */
+	uint64_t key;	   /* the registration's key */
+	uint8_t owner[16]; /* owner reactor's node id */
+	uint32_t access;   /* PLX_ACCESS_* granted */
+	uint32_t hints;	   /* PLX_HINT_* */
+	uint32_t rkey;	   /* RDMA rkey, valid with PLX_HINT_RDMA */
 };
 
 /* Size of the serialised descriptor; buffers of this size always suffice. */
@@ -181,8 +181,7 @@ PLX_API int plx_mem_lookup(struct plx_reactor *r, uint64_t addr, uint64_t len,
  * Return: PLX_DESC_BYTES; PLX_ENOSPC (@cap too small); PLX_EINVAL.
  * Thread context: any thread.
  */
-PLX_API int plx_desc_serialize(const struct plx_desc *d, void *buf,
-			       size_t cap);
+PLX_API int plx_desc_serialize(const struct plx_desc *d, void *buf, size_t cap);
 
 /*
  * plx_desc_parse() - parse and validate @len bytes at @buf into @out

@@ -62,13 +62,13 @@ typedef void (*plx_log_cb)(void *arg, int level, const char *msg);
 /* Reactor configuration. Fill with plx_reactor_config_init() first. */
 struct plx_reactor_config {
 	uint32_t ring_capacity; /* request ring slots, power of two; 4096 */
-	uint32_t max_batch;     /* ring requests drained per poll; 256 */
-	uint32_t max_timers;    /* armed timers at once; 65536 */
-	uint32_t max_regions;   /* registered memory regions; 4096 */
-	plx_log_cb log_cb;      /* NULL: no diagnostics */
+	uint32_t max_batch;	/* ring requests drained per poll; 256 */
+	uint32_t max_timers;	/* armed timers at once; 65536 */
+	uint32_t max_regions;	/* registered memory regions; 4096 */
+	plx_log_cb log_cb;	/* NULL: no diagnostics */
 	void *log_arg;
-	int log_level;          /* messages above this level are dropped; WARN */
-	uint8_t node_id[16];    /* this node's 128-bit id; all zero: random */
+	int log_level;	     /* messages above this level are dropped; WARN */
+	uint8_t node_id[16]; /* this node's 128-bit id; all zero: random */
 };
 
 /*
@@ -155,19 +155,19 @@ PLX_API int plx_reactor_wait(struct plx_reactor *r, int timeout_ms);
  * thread (ring_full is counted by producers and read atomically).
  */
 struct plx_reactor_stats {
-	uint64_t polls;         /* plx_reactor_poll() calls */
-	uint64_t events;        /* events handled in total */
-	uint64_t ring_drained;  /* requests taken from the rings */
-	uint64_t ring_full;     /* _mt submissions refused with PLX_EAGAIN */
-	uint64_t completions;   /* request completions delivered */
-	uint64_t timers_fired;  /* timer callbacks run */
-	uint64_t arms;          /* plx_reactor_arm() returned 0 */
-	uint64_t arm_busy;      /* plx_reactor_arm() returned PLX_EBUSY */
-	uint64_t doorbells;     /* doorbell writes observed (wake-ups) */
-	uint64_t heap_allocs;   /* internal allocations made (setup paths) */
-	uint64_t heap_live;     /* internal allocations not yet freed */
-	uint64_t regions;       /* currently registered regions */
-	uint64_t timers_armed;  /* currently armed timers */
+	uint64_t polls;		/* plx_reactor_poll() calls */
+	uint64_t events;	/* events handled in total */
+	uint64_t ring_drained;	/* requests taken from the rings */
+	uint64_t ring_full;	/* _mt submissions refused with PLX_EAGAIN */
+	uint64_t completions;	/* request completions delivered */
+	uint64_t timers_fired;	/* timer callbacks run */
+	uint64_t arms;		/* plx_reactor_arm() returned 0 */
+	uint64_t arm_busy;	/* plx_reactor_arm() returned PLX_EBUSY */
+	uint64_t doorbells;	/* doorbell writes observed (wake-ups) */
+	uint64_t heap_allocs;	/* internal allocations made (setup paths) */
+	uint64_t heap_live;	/* internal allocations not yet freed */
+	uint64_t regions;	/* currently registered regions */
+	uint64_t timers_armed;	/* currently armed timers */
 	uint64_t reqs_inflight; /* requests submitted, not yet completed */
 };
 
@@ -225,11 +225,11 @@ typedef int (*plx_call_fn)(struct plx_reactor *r, struct plx_req *req);
  *    with plx_req_test_mt() or wait on it with plx_req_wait_mt().
  */
 struct plx_req {
-	plx_req_cb cb;      /* completion callback, or NULL (handle mode) */
-	void *user;         /* caller's cookie, untouched by pollux */
-	int status;         /* result: >= 0 success, negative PLX_E* */
+	plx_req_cb cb;	    /* completion callback, or NULL (handle mode) */
+	void *user;	    /* caller's cookie, untouched by pollux */
+	int status;	    /* result: >= 0 success, negative PLX_E* */
 	uint32_t plx_state; /* private: lifecycle, accessed atomically */
-	uint64_t bytes;     /* result: bytes moved, where meaningful */
+	uint64_t bytes;	    /* result: bytes moved, where meaningful */
 	/* private below: owned by pollux while the request is in flight */
 	struct plx_req *plx_next;
 	plx_call_fn plx_fn;

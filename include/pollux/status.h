@@ -22,6 +22,7 @@ extern "C" {
 #define PLX_OK 0
 
 /* errno-equal codes */
+/* clang-format off */
 #define PLX_EPERM (-EPERM)                     /* operation not permitted */
 #define PLX_ENOENT (-ENOENT)                   /* no such object / name */
 #define PLX_EINTR (-EINTR)                     /* interrupted */
@@ -68,6 +69,7 @@ extern "C" {
 #define PLX_EREMOTE (-4099)  /* the remote side reported a failure */
 #define PLX_EVERBS (-4100)   /* verbs error with no closer mapping */
 #define PLX_ECUDA (-4101)    /* CUDA error with no closer mapping */
+/* clang-format on */
 
 /*
  * plx_strerror() - human-readable text for a status.

@@ -1,0 +1,369 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# build.sh - thin wrapper over CMake + Ninja for pollux. Every command it runs
+# is echoed first (prefixed with "+"), so any step can be copied and rerun by
+# hand. See docs/building.md for what each mode does and why.
+#
+#   ./build.sh [mode] [args...]      ./build.sh help   for the list of modes
+#
+# Environment:
+#   CI=true or PLX_WERROR=1   configure with -DPLX_WERROR=ON
+#   PLX_SKIP_DEPS=1           skip the Debian package check
+#   PLX_TEST_JOBS=N           ctest parallelism (default 2)
+#   PLX_CMAKE_ARGS="..."      extra arguments for every CMake configure
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+# Debian packages every mode needs. libclang-rt-14-dev carries clang's
+# sanitizer runtimes (libclang_rt.asan/tsan/ubsan/fuzzer); without it,
+# clang -fsanitize=... fails at link time.
+PLX_DEB_PACKAGES=(
+	cmake ninja-build gcc g++ clang libclang-rt-14-dev
+	libmimalloc-dev libibverbs-dev libsodium-dev
+	pkg-config clang-format iproute2
+)
+
+# run CMD... - echo a command, shell-quoted, then run it.
+run()
+{
+	local q
+	printf -v q ' %q' "$@"
+	echo "+${q}"
+	"$@"
+}
+
+die()
+{
+	echo "build.sh: $*" >&2
+	exit 1
+}
+
+check_deps()
+{
+	local pkg missing=()
+
+	if [[ "${PLX_SKIP_DEPS:-0}" == 1 ]]; then
+		echo "build.sh: PLX_SKIP_DEPS=1, not checking packages"
+		return 0
+	fi
+	if ! command -v dpkg-query >/dev/null 2>&1; then
+		echo "build.sh: no dpkg-query (not Debian?); not checking packages." \
+		     "Needed (Debian names): ${PLX_DEB_PACKAGES[*]}" >&2
+		return 0
+	fi
+	for pkg in "${PLX_DEB_PACKAGES[@]}"; do
+		if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null |
+			grep -q 'install ok installed'; then
+			missing+=("$pkg")
+		fi
+	done
+	if ((${#missing[@]} == 0)); then
+		return 0
+	fi
+	echo "build.sh: missing Debian packages: ${missing[*]}"
+	if [[ "$(id -u)" != 0 ]]; then
+		echo "build.sh: not root; install them with:" >&2
+		echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+		exit 1
+	fi
+	run apt-get update
+	run env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+}
+
+# Flags every configure gets.
+common_cmake_args()
+{
+	CMAKE_ARGS=(-G Ninja)
+	if [[ "${CI:-}" == true || "${PLX_WERROR:-0}" == 1 ]]; then
+		CMAKE_ARGS+=(-DPLX_WERROR=ON)
+	else
+		CMAKE_ARGS+=(-DPLX_WERROR=OFF)
+	fi
+	if [[ -n "${PLX_CMAKE_ARGS:-}" ]]; then
+		# Word splitting intended: a list of -D flags.
+		# shellcheck disable=SC2206
+		CMAKE_ARGS+=(${PLX_CMAKE_ARGS})
+	fi
+}
+
+# configure_and_build DIR [CMAKE ARGS...]
+configure_and_build()
+{
+	local dir=$1
+	shift
+	common_cmake_args
+	run cmake -S . -B "$dir" "${CMAKE_ARGS[@]}" "$@"
+	run cmake --build "$dir"
+}
+
+build_release()
+{
+	configure_and_build build/release -DCMAKE_BUILD_TYPE=Release
+}
+
+run_ctest()
+{
+	local dir=$1
+	shift
+	run ctest --test-dir "$dir" --output-on-failure \
+		-j"${PLX_TEST_JOBS:-2}" "$@"
+}
+
+# Clang 14's sanitizer runtimes cannot map their shadow memory when the kernel
+# randomises mmap with more than 28 bits (vm.mmap_rnd_bits = 32 is the default
+# on some newer kernels): TSan dies with "unexpected memory mapping", ASan
+# loops on DEADLYSIGNAL. Run the tests without ASLR in that case, or lower the
+# sysctl as root when personality(2) is refused (some containers).
+# (Writes /proc directly: procps is not in a minimal Debian image.)
+SAN_PREFIX=()
+sanitizer_aslr_workaround()
+{
+	local bits
+	bits=$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)
+	((bits > 28)) || return 0
+	echo "build.sh: vm.mmap_rnd_bits=$bits is too high for clang 14 sanitizers"
+	if setarch "$(uname -m)" -R true 2>/dev/null; then
+		SAN_PREFIX=(setarch "$(uname -m)" -R)
+	elif [[ "$(id -u)" == 0 ]] &&
+		run sh -c 'echo 28 >/proc/sys/vm/mmap_rnd_bits' 2>/dev/null; then
+		:
+	else
+		echo "build.sh: run 'sudo sysctl -w vm.mmap_rnd_bits=28' if the" \
+		     "sanitizer tests crash at startup" >&2
+	fi
+}
+
+sanitizer_mode()
+{
+	local dir=$1 san=$2
+	shift 2
+	configure_and_build "$dir" \
+		-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
+		-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+		-DPLX_SANITIZE="$san"
+	sanitizer_aslr_workaround
+	if ((${#SAN_PREFIX[@]})); then
+		run "${SAN_PREFIX[@]}" ctest --test-dir "$dir" --output-on-failure \
+			-j"${PLX_TEST_JOBS:-2}" "$@"
+	else
+		run_ctest "$dir" "$@"
+	fi
+}
+
+# Sources that lint covers: everything we write in C, minus build trees.
+lint_sources()
+{
+	local d dirs=()
+	for d in include reactor transport tests examples; do
+		[[ -d "$d" ]] && dirs+=("$d")
+	done
+	((${#dirs[@]})) || return 0
+	find "${dirs[@]}" \( -name 'build' -o -name 'build-*' -o -name '.*' \) \
+		-prune -o -type f \( -name '*.c' -o -name '*.h' \) -print | sort
+}
+
+# Forbidden tokens in the library (reactor/, transport/), outside the one
+# file allowed each. Comments and string literals are blanked first (line
+# numbers kept), so contract comments may name what they forbid.
+lint_forbidden()
+{
+	local f stripped hits line i bad=0 d dirs=()
+	# Identifier boundary: not preceded by an identifier character, nor by
+	# '.' or '->' (an ops-table member called free is not libc's free).
+	local b='(^|[^_a-zA-Z0-9.>])'
+	local names=() regexes=() exempt=()
+
+	names+=("__sync builtin (use the reactor/atomic.h wrappers)")
+	regexes+=("${b}__sync_[a-zA-Z_]")
+	exempt+=("")
+
+	names+=("raw __atomic builtin (use the reactor/atomic.h wrappers)")
+	regexes+=("${b}__atomic_[a-zA-Z_]")
+	exempt+=("reactor/atomic.h")
+
+	names+=("C11 <stdatomic.h> (use the reactor/atomic.h wrappers)")
+	regexes+=("${b}atomic_(load|store|exchange|compare_exchange|fetch_|thread_fence|signal_fence|flag_test_and_set|flag_clear)[a-z_]*[[:space:]]*\(|#[[:space:]]*include[[:space:]]*<stdatomic\.h>")
+	exempt+=("reactor/atomic.h")
+
+	names+=("libc allocation (only reactor/alloc.c allocates)")
+	regexes+=("${b}(malloc|calloc|realloc|reallocarray|free|aligned_alloc|posix_memalign|memalign|valloc|pvalloc|strdup|strndup|asprintf|vasprintf)[[:space:]]*\(")
+	exempt+=("reactor/alloc.c")
+
+	names+=("printing (the library never prints; use the log callback)")
+	regexes+=("${b}(printf|fprintf|vprintf|vfprintf|dprintf|vdprintf|puts|fputs|putchar|perror)[[:space:]]*\(")
+	exempt+=("")
+
+	for d in reactor transport; do
+		[[ -d "$d" ]] && dirs+=("$d")
+	done
+	((${#dirs[@]})) || return 0
+	echo "+ forbidden-token scan of ${dirs[*]}"
+	while IFS= read -r f; do
+		stripped=$(strip_c_comments <"$f")
+		for i in "${!names[@]}"; do
+			[[ "$f" == "${exempt[$i]}" ]] && continue
+			hits=$(grep -nE -- "${regexes[$i]}" <<<"$stripped" | cut -d: -f1) || continue
+			bad=1
+			for line in $hits; do
+				echo "$f:$line: forbidden: ${names[$i]}"
+				echo "    $(sed -n "${line}p" "$f")"
+			done
+		done
+	done < <(find "${dirs[@]}" -type f \( -name '*.c' -o -name '*.h' \) | sort)
+	return $bad
+}
+
+# Blank out /* */ and // comments and "..." / '...' literals, keeping every
+# newline so line numbers still match the file.
+strip_c_comments()
+{
+	awk '
+	BEGIN { st = 0 }  # 0 code, 1 block comment, 2 string, 3 char
+	{
+		out = ""; n = length($0)
+		for (i = 1; i <= n; i++) {
+			c = substr($0, i, 1); c2 = substr($0, i, 2)
+			if (st == 1) {
+				if (c2 == "*/") { st = 0; i++; out = out "  " }
+				else out = out " "
+			} else if (st == 2 || st == 3) {
+				if (c == "\\") { out = out "  "; i++ }
+				else if ((st == 2 && c == "\"") ||
+					 (st == 3 && c == "\047")) {
+					st = 0; out = out c
+				} else out = out " "
+			} else if (c2 == "/*") { st = 1; i++; out = out "  " }
+			else if (c2 == "//") { break }
+			else if (c == "\"") { st = 2; out = out c }
+			else if (c == "\047") { st = 3; out = out c }
+			else out = out c
+		}
+		# strings and chars do not span lines (no line continuations here)
+		if (st >= 2) st = 0
+		print out
+	}'
+}
+
+mode_lint()
+{
+	local status=0 files=()
+
+	mapfile -t files < <(lint_sources)
+	if ((${#files[@]})); then
+		run clang-format --dry-run --Werror "${files[@]}" || status=1
+	fi
+	run sh tests/lint_headers.sh . || status=1
+	lint_forbidden || status=1
+	if ((status)); then
+		echo "build.sh: lint FAILED" >&2
+	else
+		echo "build.sh: lint passed"
+	fi
+	return $status
+}
+
+usage()
+{
+	cat <<'EOF'
+usage: ./build.sh [mode] [args...]
+
+  release (default)  configure + build build/release (Release)
+  debug              configure + build build/debug (Debug)
+  run                release build, then run examples/pingpong
+                     (or examples/ring_demo until pingpong exists)
+  test [ctest args]  build build/test (RelWithDebInfo, asserts on) and run
+                     ctest, e.g. ./build.sh test -R ring
+  asan [ctest args]  clang, -DPLX_SANITIZE=address,undefined, build/asan, ctest
+  tsan [ctest args]  clang, -DPLX_SANITIZE=thread, build/tsan, ctest
+  lint               clang-format check, public headers compile alone
+                     (C11 and C++11), forbidden tokens in the library
+  bench [args]       release build, run examples/plx_bench_reactor [args]
+  install PREFIX     release build, then cmake --install to PREFIX
+  clean              rm -rf build
+  help               this text
+
+Environment: CI=true or PLX_WERROR=1 turn on -DPLX_WERROR=ON;
+PLX_SKIP_DEPS=1 skips the Debian package check; PLX_TEST_JOBS sets ctest -j
+(default 2); PLX_CMAKE_ARGS adds configure flags.
+EOF
+}
+
+mode=${1:-release}
+(($#)) && shift
+
+case "$mode" in
+help | -h | --help)
+	usage
+	exit 0
+	;;
+clean)
+	# Needs no packages.
+	run rm -rf build
+	exit 0
+	;;
+release | debug | run | test | asan | tsan | lint | bench | install) ;;
+*)
+	usage >&2
+	die "unknown mode '$mode'"
+	;;
+esac
+
+check_deps
+
+case "$mode" in
+release)
+	build_release
+	;;
+debug)
+	configure_and_build build/debug -DCMAKE_BUILD_TYPE=Debug
+	;;
+run)
+	build_release
+	if [[ -x build/release/examples/pingpong ]]; then
+		run build/release/examples/pingpong
+	elif [[ -x build/release/examples/ring_demo ]]; then
+		run build/release/examples/ring_demo
+	else
+		die "neither build/release/examples/pingpong nor ring_demo was built"
+	fi
+	;;
+test)
+	# RelWithDebInfo without -DNDEBUG: optimised, but assert() and the
+	# owner-thread checks stay on.
+	configure_and_build build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" \
+		-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g"
+	run_ctest build/test "$@"
+	;;
+asan)
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:detect_leaks=1}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+	echo "+ export ASAN_OPTIONS=$ASAN_OPTIONS UBSAN_OPTIONS=$UBSAN_OPTIONS"
+	sanitizer_mode build/asan address,undefined "$@"
+	;;
+tsan)
+	export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+	echo "+ export TSAN_OPTIONS=$TSAN_OPTIONS"
+	sanitizer_mode build/tsan thread "$@"
+	;;
+lint)
+	mode_lint
+	;;
+bench)
+	build_release
+	if [[ ! -x build/release/examples/plx_bench_reactor ]]; then
+		die "build/release/examples/plx_bench_reactor does not exist yet" \
+		    "(examples/plx_bench_reactor.c not written?)"
+	fi
+	run build/release/examples/plx_bench_reactor "$@"
+	;;
+install)
+	(($# == 1)) || die "usage: ./build.sh install PREFIX"
+	build_release
+	run cmake --install build/release --prefix "$1"
+	;;
+esac
