@@ -359,6 +359,10 @@ bench)
 		die "build/release/examples/plx_bench_reactor does not exist yet" \
 		    "(examples/plx_bench_reactor.c not written?)"
 	fi
+	# no arguments: the standard matrix as docs/benchmarks.md rows
+	if (($# == 0)); then
+		set -- --md
+	fi
 	run build/release/examples/plx_bench_reactor "$@"
 	;;
 install)

@@ -9,7 +9,9 @@
  *
  * The reactor thread runs on CPU 0, producers on the other CPUs (with two
  * cores, all producers share CPU 1). Usage:
- *   plx_bench_reactor [--quick] [--json] [--only idle|ring|rtt]
+ *   plx_bench_reactor [--quick] [--json | --md] [--only idle|ring|rtt]
+ *
+ * --md prints a Markdown table for docs/benchmarks.md.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -21,7 +23,7 @@
 
 #include "pollux/pollux.h"
 
-static int g_json, g_quick;
+static int g_json, g_md, g_quick;
 
 static void pin(int cpu)
 {
@@ -240,13 +242,15 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			g_json = 1;
+		else if (!strcmp(argv[i], "--md"))
+			g_md = 1;
 		else if (!strcmp(argv[i], "--quick"))
 			g_quick = 1;
 		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
 			only = argv[++i];
 		else {
 			fprintf(stderr,
-				"usage: %s [--quick] [--json] [--only "
+				"usage: %s [--quick] [--json | --md] [--only "
 				"idle|ring|rtt]\n",
 				argv[0]);
 			return 2;
@@ -266,6 +270,29 @@ int main(int argc, char **argv)
 		       "%.0f, \"p99\": %.0f, \"p999\": %.0f}, \"cpus\": %ld}\n",
 		       idle, ring[0] / 1e6, ring[1] / 1e6, ring[2] / 1e6, med,
 		       p99, p999, sysconf(_SC_NPROCESSORS_ONLN));
+		return 0;
+	}
+	if (g_md) {
+		printf("| benchmark | result | target | met |\n|---|---:|---|---|\n");
+		if (idle > 0)
+			printf("| idle `plx_reactor_poll()` | %.1f ns | <= 50 ns | "
+			       "%s |\n",
+			       idle, idle <= 50 ? "yes" : "**no**");
+		for (int i = 0; i < 3; i++)
+			if (ring[i] > 0)
+				printf("| ring drain, %d producer%s | %.2f M req/s | "
+				       "%s | %s |\n",
+				       nprods[i], nprods[i] > 1 ? "s" : "",
+				       ring[i] / 1e6, i == 0 ? ">= 20 M/s" : "",
+				       i	       ? "" :
+				       ring[0] >= 20e6 ? "yes" :
+							 "**no**");
+		if (med > 0)
+			printf("| cross-thread round trip, median | %.0f ns | "
+			       "<= 2000 ns | %s |\n| cross-thread round trip, "
+			       "p99 | %.0f ns | | |\n| cross-thread round trip, "
+			       "p99.9 | %.0f ns | | |\n",
+			       med, med <= 2000 ? "yes" : "**no**", p99, p999);
 		return 0;
 	}
 	printf("pollux reactor microbenchmarks (%ld CPUs, reactor on CPU 0)\n",
