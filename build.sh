@@ -248,6 +248,55 @@ strip_c_comments()
 	}'
 }
 
+# The libFuzzer targets (tests/fuzz/CMakeLists.txt).
+PLX_FUZZ_TARGETS=(fuzz_wire fuzz_handshake fuzz_desc)
+
+# mode_fuzz [SECONDS] - build build/fuzz (clang, -DPLX_FUZZ=ON) and run every
+# target for SECONDS / number-of-targets seconds (at least 5 each) on a
+# scratch copy of its committed corpus, so what the fuzzer adds does not
+# dirty the tree. Fails if any target fails (crash, leak, broken invariant,
+# timeout).
+mode_fuzz()
+{
+	local secs=${1:-60} dir=build/fuzz per t scratch status=0 failed=()
+
+	[[ "$secs" =~ ^[0-9]+$ ]] || die "usage: ./build.sh fuzz [SECONDS]"
+	configure_and_build "$dir" \
+		-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
+		-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+		-DPLX_FUZZ=ON -DPLX_BUILD_TESTS=OFF -DPLX_BUILD_EXAMPLES=OFF
+	per=$((secs / ${#PLX_FUZZ_TARGETS[@]}))
+	((per >= 5)) || per=5
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:detect_leaks=1}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+	echo "+ export ASAN_OPTIONS=$ASAN_OPTIONS UBSAN_OPTIONS=$UBSAN_OPTIONS"
+	sanitizer_aslr_workaround
+	run mkdir -p "$dir/artifacts"
+	for t in "${PLX_FUZZ_TARGETS[@]}"; do
+		scratch=$dir/corpus/$t
+		run mkdir -p "$scratch"
+		run cp -R "tests/fuzz/corpus/$t/." "$scratch/"
+		if ! run ${SAN_PREFIX[@]+"${SAN_PREFIX[@]}"} \
+			"$dir/tests/fuzz/$t" -max_total_time="$per" \
+			-timeout=10 -print_final_stats=1 \
+			-artifact_prefix="$dir/artifacts/$t-" "$scratch"; then
+			status=1
+			failed+=("$t")
+		fi
+	done
+	echo "build.sh: fuzz corpora (seeds + new inputs) are in $dir/corpus/<target>;" \
+	     "add an input worth keeping to tests/fuzz/corpus/<target>/"
+	if ((status)); then
+		echo "build.sh: fuzz FAILED: ${failed[*]}; reproducers in $dir/artifacts/" \
+		     "(replay one with $dir/tests/fuzz/<target> FILE)" >&2
+	else
+		echo "build.sh: fuzz passed (${PLX_FUZZ_TARGETS[*]}, ${per} s each)"
+	fi
+	return $status
+}
+
 mode_lint()
 {
 	local status=0 files=()
@@ -281,6 +330,9 @@ usage: ./build.sh [mode] [args...]
   tsan [ctest args]  clang, -DPLX_SANITIZE=thread, build/tsan, ctest
   lint               clang-format check, public headers compile alone
                      (C11 and C++11), forbidden tokens in the library
+  fuzz [SECONDS]     clang + libFuzzer (-DPLX_FUZZ=ON), build/fuzz; run each
+                     fuzz target for SECONDS/targets s (default 60 in all,
+                     at least 5 each) on a scratch copy of its corpus
   bench [args]       release build, run examples/plx_bench_reactor [args]
   install PREFIX     release build, then cmake --install to PREFIX
   clean              rm -rf build
@@ -305,7 +357,7 @@ clean)
 	run rm -rf build
 	exit 0
 	;;
-release | debug | run | test | asan | tsan | lint | bench | install) ;;
+release | debug | run | test | asan | tsan | lint | fuzz | bench | install) ;;
 *)
 	usage >&2
 	die "unknown mode '$mode'"
@@ -352,6 +404,10 @@ tsan)
 	;;
 lint)
 	mode_lint
+	;;
+fuzz)
+	(($# <= 1)) || die "usage: ./build.sh fuzz [SECONDS]"
+	mode_fuzz "$@"
 	;;
 bench)
 	build_release

@@ -40,7 +40,12 @@ struct plx__timer_heap {
 	struct plx_timer **v;
 	uint32_t n;
 	uint32_t cap;
+	uint32_t daemon; /* armed timers that do not keep fini busy */
 };
+
+/* plx_timer.plx_pad bit: an internal timer (e.g. a transport's tick) that
+ * does not count as live work for plx_reactor_fini(). */
+#define PLX__TIMER_DAEMON 0x1u
 
 struct plx__transport_slot {
 	const struct plx__transport_ops *ops;

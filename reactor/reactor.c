@@ -242,7 +242,8 @@ PLX_API int plx_reactor_fini(struct plx_reactor *r)
 	PLX__ASSERT_OWNER(x);
 	tlive = transports_live(r);
 	if (plx__ring_pending_seq_cst(x->ring) || x->deferred.head ||
-	    x->st.reqs_inflight || x->timers.n || x->regs.n || tlive) {
+	    x->st.reqs_inflight || x->timers.n > x->timers.daemon ||
+	    x->regs.n || tlive) {
 		plx__log(x, PLX_LOG_DEBUG,
 			 "fini refused: ring %d, requests %llu, timers %u, "
 			 "regions %u, transport objects %llu",

@@ -14,7 +14,7 @@
  * entry for its key points back at it, which also rejects uninitialised
  * structs and regions of another reactor.
  *
- * Descriptor wire format: see docs/descriptor-format.md. Encoded byte by
+ * Descriptor wire format: see docs/wire-protocol.md ("Region descriptor"). Encoded byte by
  * byte, so it is the same on every host.
  */
 #include <string.h>
@@ -162,6 +162,7 @@ int plx_mem_register(struct plx_reactor *r, struct plx_region *reg, void *addr,
 	reg->plx_rkey = 0;
 	reg->plx_flags = 0;
 	memset(reg->plx_transport, 0, sizeof(reg->plx_transport));
+	reg->plx_name[0] = 0;
 
 	i = registry_lower_bound(g, key);
 	memmove(&g->v[i + 1], &g->v[i], (size_t)(g->n - i) * sizeof(g->v[0]));
@@ -195,6 +196,7 @@ int plx_mem_deregister(struct plx_reactor *r, struct plx_region *reg)
 	x->st.regions--;
 	/* Key 0 is never issued: the struct now reads as unregistered. */
 	reg->plx_key = 0;
+	reg->plx_name[0] = 0;
 	return 0;
 }
 
@@ -249,7 +251,7 @@ int plx_mem_lookup(struct plx_reactor *r, uint64_t addr, uint64_t len,
 }
 
 /* ----------------------------------------------------------------------
- * Descriptor encoding. Offsets: docs/descriptor-format.md.
+ * Descriptor encoding. Offsets: docs/wire-protocol.md ("Region descriptor").
  */
 
 #define PLX__DESC_MAGIC 0x4450u /* bytes 'P', 'D' */
@@ -369,4 +371,42 @@ int plx_desc_parse(struct plx_desc *out, const void *buf, size_t len)
 
 	*out = d;
 	return PLX_DESC_BYTES;
+}
+
+PLX_API struct plx_region *plx_mem_find(struct plx_reactor *r, const char *name)
+{
+	struct plx__reactor *x;
+
+	if (!r || !name || !name[0])
+		return NULL;
+	x = plx__r(r);
+	PLX__ASSERT_OWNER(x);
+	for (uint32_t i = 0; i < x->regs.n; i++) {
+		struct plx_region *reg = x->regs.v[i].reg;
+
+		if (!strncmp(reg->plx_name, name, sizeof(reg->plx_name)))
+			return reg;
+	}
+	return NULL;
+}
+
+PLX_API int plx_mem_name(struct plx_reactor *r, struct plx_region *reg,
+			 const char *name)
+{
+	struct plx__reactor *x;
+	size_t len;
+
+	if (!r || !reg || !name)
+		return PLX_EINVAL;
+	x = plx__r(r);
+	PLX__ASSERT_OWNER(x);
+	len = strnlen(name, PLX_NAME_MAX + 1);
+	if (len == 0 || len > PLX_NAME_MAX)
+		return PLX_EINVAL;
+	if (!region_is_live(x, reg))
+		return PLX_ENOENT;
+	if (plx_mem_find(r, name))
+		return reg == plx_mem_find(r, name) ? 0 : PLX_EEXIST;
+	memcpy(reg->plx_name, name, len + 1);
+	return 0;
 }

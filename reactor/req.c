@@ -175,6 +175,24 @@ PLX_API int plx_submit_call(struct plx_reactor *r, struct plx_req *req,
 	return 0;
 }
 
+int plx__req_begin(struct plx_reactor *r, struct plx_req *req)
+{
+	struct plx__reactor *x = plx__r(r);
+	uint32_t st;
+
+	if (!req)
+		return PLX_EINVAL;
+	st = plx__load_relaxed(&req->plx_state) & PLX__REQ_STATE_MASK;
+	if (st == PLX__REQ_QUEUED)
+		return PLX_EBUSY;
+	req->plx_flags = 0;
+	req->status = 0;
+	req->bytes = 0;
+	plx__store_relaxed(&req->plx_state, PLX__REQ_QUEUED);
+	x->st.reqs_inflight++;
+	return 0;
+}
+
 PLX_API int plx_req_complete(struct plx_reactor *r, struct plx_req *req,
 			     int status, uint64_t bytes)
 {

@@ -27,6 +27,13 @@ enum {
 	PLX__RF_COMPLETE = 0x2, /* on the deferred list: deliver result */
 };
 
+/*
+ * Start a request on the owner thread for a transport operation: check it
+ * is not in flight, mark it QUEUED and count it as live. It is completed
+ * later with plx_req_complete(). Return 0 or PLX_EBUSY / PLX_EINVAL.
+ */
+int plx__req_begin(struct plx_reactor *r, struct plx_req *req);
+
 /* Run a request drained from the ring (owner thread, inside poll). */
 void plx__req_run(struct plx_reactor *r, struct plx_req *req);
 /* Run the deferred list as it stood on entry. Return events handled. */

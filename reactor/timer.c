@@ -69,6 +69,8 @@ static void heap_remove(struct plx__timer_heap *h, struct plx_timer *t)
 	struct plx_timer *last = h->v[--h->n];
 
 	t->plx_index = 0;
+	if (t->plx_pad & PLX__TIMER_DAEMON)
+		h->daemon--;
 	if (last == t)
 		return;
 	heap_set(h, i, last);
@@ -80,6 +82,8 @@ static void heap_remove(struct plx__timer_heap *h, struct plx_timer *t)
 
 static void heap_insert(struct plx__timer_heap *h, struct plx_timer *t)
 {
+	if (t->plx_pad & PLX__TIMER_DAEMON)
+		h->daemon++;
 	h->v[h->n] = t;
 	sift_up(h, h->n++);
 }

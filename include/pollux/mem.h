@@ -120,7 +120,11 @@ struct plx_region {
 	uint32_t plx_rkey;
 	uint32_t plx_flags;
 	void *plx_transport[4]; /* per-transport state (e.g. an ibv_mr) */
+	char plx_name[64];	/* "" or the name given by plx_mem_name() */
 };
+
+/* Longest region name, in bytes, without the terminating NUL. */
+#define PLX_NAME_MAX 63
 
 /*
  * struct plx_desc - a region as a peer sees it. Plain data; safe to copy.
@@ -154,6 +158,25 @@ PLX_API int plx_mem_register(struct plx_reactor *r, struct plx_region *reg,
  * on. Return: 0; PLX_ENOENT (not registered with @r). Thread: owner.
  */
 PLX_API int plx_mem_deregister(struct plx_reactor *r, struct plx_region *reg);
+
+/*
+ * plx_mem_name() - give registered @reg a name (1..PLX_NAME_MAX bytes,
+ * NUL-terminated) under which peers can resolve it to a descriptor at any
+ * time (plx_ep_resolve()), including regions registered after the peer
+ * connected. Names are unique among live registrations; deregistering
+ * drops the name. Any connected (authenticated) peer may resolve any name.
+ * Return: 0; PLX_EINVAL (bad name); PLX_ENOENT (@reg not registered);
+ * PLX_EEXIST (another live region has this name). Thread: owner thread.
+ */
+PLX_API int plx_mem_name(struct plx_reactor *r, struct plx_region *reg,
+			 const char *name);
+
+/*
+ * plx_mem_find() - the live region named @name, or NULL. O(n) in the
+ * number of registered regions. Thread context: owner thread.
+ */
+PLX_API struct plx_region *plx_mem_find(struct plx_reactor *r,
+					const char *name);
 
 /*
  * plx_mem_desc() - describe registered @reg for a peer.

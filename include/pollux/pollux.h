@@ -3,10 +3,12 @@
 #ifndef POLLUX_POLLUX_H
 #define POLLUX_POLLUX_H
 
+#include "pollux/ep.h"
 #include "pollux/export.h"
 #include "pollux/mem.h"
 #include "pollux/reactor.h"
 #include "pollux/status.h"
+#include "pollux/tcp.h"
 
 #define PLX_VERSION_MAJOR 0
 #define PLX_VERSION_MINOR 1

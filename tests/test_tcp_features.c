@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TCP transport features: named regions resolved over the connection
+ * (including regions registered after it was made), the pool receive mode
+ * for messages of unknown size with back-pressure, batches sent together,
+ * and any-thread (_mt) submission with completion handles.
+ */
+#include <pthread.h>
+#include <sched.h>
+
+#include "tcp_pair.h"
+
+static struct side A, B;
+
+static struct plx_ep *connect_pair(void)
+{
+	struct plx_ep *ep = NULL;
+
+	EXPECT_OK(plx_tcp_connect(&B.r, "127.0.0.1", A.port, &ep));
+	EXPECT_TRUE(pair_wait_event(&A, &B, &B, PLX_EP_CONNECTED, 5000));
+	EXPECT_TRUE(pair_wait_event(&A, &B, &A, PLX_EP_ACCEPTED, 5000));
+	return ep;
+}
+
+static void test_resolve_named_region_registered_later(void)
+{
+	static uint8_t kv[4096];
+	struct plx_region reg, other;
+	struct plx_desc d;
+	struct tracked t, w;
+	struct plx_ep *ep;
+
+	side_init(&A, "127.0.0.1", NULL, NULL);
+	side_init(&B, NULL, NULL, NULL);
+	ep = connect_pair();
+	/* registered and named after the connection exists */
+	EXPECT_OK(plx_mem_register(&A.r, &reg, kv, sizeof(kv), PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_name(&A.r, &reg, "kv-cache"));
+	EXPECT_OK(plx_mem_register(&A.r, &other, kv, 16, PLX_ACCESS_ALL));
+	EXPECT_STATUS(plx_mem_name(&A.r, &other, "kv-cache"), PLX_EEXIST);
+	EXPECT_STATUS(plx_mem_name(&A.r, &other, ""), PLX_EINVAL);
+	EXPECT_OK(plx_mem_deregister(&A.r, &other));
+
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_resolve(ep, &t.op, "kv-cache", &d));
+	EXPECT_TRUE(pair_until(&A, &B, &t.done, 2000));
+	EXPECT_OK(t.status);
+	EXPECT_U64_EQ(d.addr, (uint64_t)(uintptr_t)kv);
+	EXPECT_U64_EQ(d.len, sizeof(kv));
+	tracked_init(&w);
+	EXPECT_OK(plx_ep_write(ep, &w.op, "resolved", 9, &d, 100));
+	EXPECT_TRUE(pair_until(&A, &B, &w.done, 2000));
+	EXPECT_OK(w.status);
+	EXPECT_TRUE(!strcmp((char *)kv + 100, "resolved"));
+
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_resolve(ep, &t.op, "no-such-region", &d));
+	EXPECT_TRUE(pair_until(&A, &B, &t.done, 2000));
+	EXPECT_STATUS(t.status, PLX_ENOENT);
+	/* deregistering drops the name at once */
+	EXPECT_OK(plx_mem_deregister(&A.r, &reg));
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_resolve(ep, &t.op, "kv-cache", &d));
+	EXPECT_TRUE(pair_until(&A, &B, &t.done, 2000));
+	EXPECT_STATUS(t.status, PLX_ENOENT);
+	side_fini(&B, &A);
+	side_fini(&A, NULL);
+}
+
+/* pool receive mode */
+static void *g_held[16];
+static size_t g_len[16];
+static uint64_t g_tag[16];
+static int g_nmsg;
+
+static void on_msg(struct plx_reactor *r, struct plx_ep *ep, uint64_t tag,
+		   void *buf, size_t len, void *arg)
+{
+	(void)r;
+	(void)ep;
+	(void)arg;
+	if (g_nmsg < 16) {
+		g_held[g_nmsg] = buf;
+		g_len[g_nmsg] = len;
+		g_tag[g_nmsg] = tag;
+	}
+	g_nmsg++;
+}
+
+static void test_pool_receive_mode_backpressure(void)
+{
+	static uint8_t poolmem[1 << 16] __attribute__((aligned(64)));
+	struct plx_pool pool;
+	struct tracked s[8], big;
+	static char msg[8][4096], huge[5000];
+	struct plx_ep *ep;
+
+	EXPECT_OK(plx_pool_init(&pool, poolmem, sizeof(poolmem), 4096, 4));
+	memset(&A, 0, sizeof(A));
+	EXPECT_OK(plx_reactor_init(&A.r, NULL));
+	plx_tcp_config_init(&A.cfg);
+	A.cfg.event_cb = side_event;
+	A.cfg.cb_arg = &A;
+	A.cfg.msg_cb = on_msg;
+	A.cfg.msg_pool = &pool;
+	EXPECT_OK(plx_tcp_init(&A.r, &A.cfg));
+	EXPECT_OK(plx_tcp_listen(&A.r, "127.0.0.1", 0, &A.port));
+	side_init(&B, NULL, NULL, NULL);
+	ep = connect_pair();
+
+	g_nmsg = 0;
+	for (int i = 0; i < 8; i++) {
+		memset(msg[i], 'a' + i, sizeof(msg[i]));
+		tracked_init(&s[i]);
+		EXPECT_OK(plx_ep_send(ep, &s[i].op, msg[i], 1000 + 400 * i,
+				      (uint64_t)i));
+	}
+	/* four buffers: four messages land, then the peer is held back */
+	uint64_t end = plx_now_ns() + 300000000ull;
+
+	while (plx_now_ns() < end)
+		pair_poll(&A, &B);
+	EXPECT_EQ(g_nmsg, 4);
+	EXPECT_EQ(s[4].done, 0);
+	for (int i = 0; i < 4; i++) {
+		EXPECT_U64_EQ(g_tag[i], i);
+		EXPECT_U64_EQ(g_len[i], 1000 + 400 * i);
+		EXPECT_MEM_EQ(g_held[i], msg[i], g_len[i]);
+		EXPECT_GE(plx_pool_index(&pool, g_held[i]), 0);
+		EXPECT_OK(plx_pool_put(&pool, g_held[i]));
+	}
+	EXPECT_TRUE(pair_until(&A, &B, &s[7].done, 3000));
+	EXPECT_EQ(g_nmsg, 8);
+	for (int i = 4; i < 8; i++) {
+		EXPECT_OK(s[i].status);
+		EXPECT_MEM_EQ(g_held[i], msg[i], g_len[i]);
+		EXPECT_OK(plx_pool_put(&pool, g_held[i]));
+	}
+	/* larger than a pool buffer: refused at both ends */
+	tracked_init(&big);
+	EXPECT_OK(plx_ep_send(ep, &big.op, huge, sizeof(huge), 99));
+	EXPECT_TRUE(pair_until(&A, &B, &big.done, 2000));
+	EXPECT_STATUS(big.status, PLX_EMSGSIZE);
+	EXPECT_EQ(g_nmsg, 8);
+	EXPECT_EQ(plx_pool_avail(&pool), 4);
+	side_fini(&B, &A);
+	side_fini(&A, NULL);
+}
+
+static void test_batch_leaves_together(void)
+{
+	static uint8_t target[16 * 256], src[16 * 256];
+	struct plx_region reg;
+	struct plx_desc d;
+	struct tracked w[16];
+	struct plx_ep *ep;
+
+	side_init(&A, "127.0.0.1", NULL, NULL);
+	side_init(&B, NULL, NULL, NULL);
+	ep = connect_pair();
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 7);
+	EXPECT_OK(plx_mem_register(&A.r, &reg, target, sizeof(target),
+				   PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_desc(&A.r, &reg, &d));
+	EXPECT_OK(plx_ep_batch_begin(ep));
+	for (int i = 0; i < 16; i++) {
+		tracked_init(&w[i]);
+		EXPECT_OK(plx_ep_write(ep, &w[i].op, src + i * 256, 256, &d,
+				       (uint64_t)i * 256));
+	}
+	/* nothing has left yet */
+	for (int i = 0; i < 20; i++)
+		plx_reactor_poll(&A.r);
+	for (size_t i = 0; i < sizeof(target); i++)
+		if (target[i])
+			PLX_FAIL("byte %zu arrived before the batch ended", i);
+	EXPECT_OK(plx_ep_batch_end(ep));
+	EXPECT_STATUS(plx_ep_batch_end(ep), PLX_EINVAL);
+	EXPECT_TRUE(pair_until(&A, &B, &w[15].done, 2000));
+	for (int i = 0; i < 16; i++) {
+		EXPECT_EQ(w[i].done, 1);
+		EXPECT_OK(w[i].status);
+	}
+	EXPECT_MEM_EQ(target, src, sizeof(src));
+	EXPECT_OK(plx_mem_deregister(&A.r, &reg));
+	side_fini(&B, &A);
+	side_fini(&A, NULL);
+}
+
+struct mt_arg {
+	struct plx_ep *ep;
+	struct plx_desc d;
+	int n;
+	int stop;
+	int failures;
+	uint8_t src[64][128];
+};
+
+static void *mt_producer(void *p)
+{
+	struct mt_arg *a = p;
+	static struct plx_op ops[64];
+
+	for (int i = 0; i < a->n; i++) {
+		memset(a->src[i], i + 1, sizeof(a->src[i]));
+		plx_op_init(&ops[i], NULL, NULL); /* completion handle */
+		int rc;
+
+		while ((rc = plx_ep_write_mt(a->ep, &ops[i], a->src[i], 128,
+					     &a->d, (uint64_t)i * 128)) ==
+		       PLX_EAGAIN)
+			sched_yield();
+		if (rc)
+			a->failures++;
+	}
+	for (int i = 0; i < a->n; i++)
+		if (plx_req_wait_mt(&ops[i].req, 5000000000ull) ||
+		    ops[i].req.status)
+			a->failures++;
+	__atomic_store_n(&a->stop, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_any_thread_submission(void)
+{
+	static uint8_t target[64 * 128];
+	static struct mt_arg a;
+	struct plx_region reg;
+	pthread_t th;
+
+	side_init(&A, "127.0.0.1", NULL, NULL);
+	side_init(&B, NULL, NULL, NULL);
+	a.ep = connect_pair();
+	a.n = 64;
+	EXPECT_OK(plx_mem_register(&A.r, &reg, target, sizeof(target),
+				   PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_desc(&A.r, &reg, &a.d));
+	pthread_create(&th, NULL, mt_producer, &a);
+	uint64_t end = plx_now_ns() + 10000000000ull;
+
+	while (!__atomic_load_n(&a.stop, __ATOMIC_ACQUIRE) &&
+	       plx_now_ns() < end) {
+		pair_poll(&A, &B);
+		sched_yield(); /* the producer shares these two cores */
+	}
+	pthread_join(th, NULL);
+	EXPECT_EQ(a.failures, 0);
+	for (int i = 0; i < 64; i++)
+		EXPECT_MEM_EQ(target + i * 128, a.src[i], 128);
+	/* an _mt op the owner cannot start completes with the reason */
+	struct plx_op bad;
+
+	plx_op_init(&bad, NULL, NULL);
+	EXPECT_OK(plx_ep_close(a.ep));
+	EXPECT_OK(plx_ep_write_mt(a.ep, &bad, a.src[0], 8, &a.d, 0));
+	plx_reactor_poll(&B.r);
+	EXPECT_OK(plx_req_wait_mt(&bad.req, 0) == 0 ? 0 : 1);
+	EXPECT_STATUS(bad.req.status, PLX_ESHUTDOWN);
+	EXPECT_OK(plx_mem_deregister(&A.r, &reg));
+	side_fini(&B, &A);
+	side_fini(&A, NULL);
+}
+
+int main(void)
+{
+	test_resolve_named_region_registered_later();
+	test_pool_receive_mode_backpressure();
+	test_batch_leaves_together();
+	test_any_thread_submission();
+	return 0;
+}

@@ -1,0 +1,911 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One TCP connection: socket set-up, handshake plumbing, the receive state
+ * machine and the transmit queue.
+ *
+ * Receive: bytes are read into a 16 KiB staging buffer while the parser is
+ * between frames. A frame's payload lands in its destination (a posted
+ * receive, the target region of a write, the buffer of a read, an
+ * unexpected slot): the part that came in the same read as the header is
+ * copied from the staging buffer, everything after it is received straight
+ * into the destination with recv(). Nothing is allocated on this path and
+ * a payload length is trusted only after the parser's limits.
+ *
+ * Back-pressure: a message with no posted receive waits in an unexpected
+ * slot; when none is free (or it is larger than a slot), the connection
+ * stops reading (EPOLLIN off) and TCP flow control pushes back on the
+ * sender until a receive is posted or a slot frees. When every control
+ * frame entry is in use (the peer is not reading our responses), the
+ * connection also stops reading until the transmit queue drains.
+ *
+ * Transmit: header and payload of each frame leave from where they are
+ * (header in the op or control entry, payload in the caller's buffer) in
+ * one sendmsg() per batch of up to 64 iovecs. A submission on an idle
+ * connection is sent at once (eager); EPOLLOUT is armed only after a
+ * partial write.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "transport/tcp/tcp_internal.h"
+
+static int errno_status(void)
+{
+	return errno ? -errno : PLX_EIO;
+}
+
+struct plx__conn *plx__conn_new(struct plx__tcp *t, int fd, uint8_t role,
+				uint8_t state)
+{
+	struct plx__reactor *x = plx__r(t->r);
+	struct epoll_event ev;
+	struct plx__conn *c;
+	int one = 1;
+
+	c = plx__zalloc(x, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->stage = plx__alloc(x, PLX__TCP_STAGE);
+	if (!c->stage) {
+		plx__free(x, c);
+		return NULL;
+	}
+	c->t = t;
+	c->fd = fd;
+	c->role = role;
+	c->state = state;
+	c->rx_slot = -1;
+	c->last_rx_ns = plx_now_ns();
+	for (int i = PLX__TCP_CTRL - 1; i >= 0; i--) {
+		c->ctrl[i].free_next = c->ctrl_free;
+		c->ctrl_free = &c->ctrl[i];
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (t->cfg.sndbuf)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &t->cfg.sndbuf,
+			   sizeof(int));
+	if (t->cfg.rcvbuf)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &t->cfg.rcvbuf,
+			   sizeof(int));
+	ev.events = state == PLX__C_CONNECTING ? EPOLLOUT : EPOLLIN;
+	ev.data.ptr = c;
+	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		plx__free(x, c->stage);
+		plx__free(x, c);
+		return NULL;
+	}
+	c->want_out = state == PLX__C_CONNECTING;
+	c->next = t->conns;
+	if (t->conns)
+		t->conns->prev = c;
+	t->conns = c;
+	t->nconns++;
+	if (!plx_timer_armed(&t->tick))
+		plx_timer_start(t->r, &t->tick, t->tick_ns, t->tick_ns);
+	return c;
+}
+
+void plx__conn_free(struct plx__conn *c)
+{
+	struct plx__tcp *t = c->t;
+	struct plx__reactor *x = plx__r(t->r);
+
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->rx_paused)
+		t->paused--;
+	if (c->rx_slot >= 0)
+		t->slot_free[t->nslot_free++] = (uint32_t)c->rx_slot;
+	if (c->rx_poolbuf)
+		plx_pool_put(t->cfg.msg_pool, c->rx_poolbuf);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		t->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	t->nconns--;
+	plx__hs_wipe(&c->hs);
+	plx__free(x, c->stage);
+	plx__free(x, c);
+	if (!t->nconns && !t->neps && plx_timer_armed(&t->tick))
+		plx_timer_stop(t->r, &t->tick);
+}
+
+struct plx__ctrl *plx__conn_ctrl(struct plx__conn *c)
+{
+	struct plx__ctrl *e = c->ctrl_free;
+
+	if (!e)
+		return NULL;
+	c->ctrl_free = e->free_next;
+	c->ctrl_used++;
+	memset(&e->tx, 0, sizeof(e->tx));
+	e->tx.hdr = e->hdr;
+	return e;
+}
+
+static void ctrl_put(struct plx__conn *c, struct plx__ctrl *e)
+{
+	e->free_next = c->ctrl_free;
+	c->ctrl_free = e;
+	c->ctrl_used--;
+}
+
+void plx__conn_queue(struct plx__conn *c, struct plx__txe *e)
+{
+	e->next = NULL;
+	e->sent = 0;
+	if (c->txq_tail)
+		c->txq_tail->next = e;
+	else
+		c->txq_head = e;
+	c->txq_tail = e;
+	c->txq_n++;
+}
+
+int plx__conn_send_ctrl(struct plx__conn *c, const struct plx__frame *f,
+			const void *payload, uint64_t len)
+{
+	struct plx__ctrl *e = plx__conn_ctrl(c);
+	int n;
+
+	if (!e)
+		return PLX_ENOBUFS;
+	n = plx__wire_encode(f, e->hdr);
+	if (n < 0) {
+		ctrl_put(c, e);
+		return n;
+	}
+	e->tx.hdr_len = (uint32_t)n;
+	e->tx.payload = payload;
+	e->tx.payload_len = len;
+	plx__conn_queue(c, &e->tx);
+	return 0;
+}
+
+static void drain_check(struct plx__conn *c);
+
+/* A frame has fully left. */
+static void tx_done(struct plx__conn *c, struct plx__txe *e)
+{
+	struct plx__op *o;
+
+	if (!e->is_op) {
+		ctrl_put(c, (struct plx__ctrl *)(void *)e);
+		return;
+	}
+	o = (struct plx__op *)((char *)e - offsetof(struct plx__op, tx));
+	o->state = PLX__S_WAIT;
+	if (o->cancelled) {
+		/* cancelled or timed out while its bytes were leaving */
+		plx__oplist_remove(plx__op_has_response(o) ? &c->wait_read :
+							     &c->wait_ack,
+				   o);
+		plx__op_done(c->t, o, o->req.status, 0);
+	}
+}
+
+int plx__conn_flush(struct plx__conn *c)
+{
+	struct iovec iov[PLX__TCP_IOV];
+	struct msghdr msg = {.msg_iov = iov};
+	ssize_t n;
+
+	while (c->txq_head && c->fd >= 0 && c->state != PLX__C_CONNECTING) {
+		int k = 0;
+
+		for (struct plx__txe *e = c->txq_head;
+		     e && k < PLX__TCP_IOV - 1; e = e->next) {
+			uint64_t off = e->sent;
+
+			if (off < e->hdr_len) {
+				iov[k].iov_base = (void *)(e->hdr + off);
+				iov[k++].iov_len = e->hdr_len - off;
+				off = 0;
+			} else {
+				off -= e->hdr_len;
+			}
+			if (e->payload_len > off) {
+				iov[k].iov_base = (void *)(e->payload + off);
+				iov[k++].iov_len = e->payload_len - off;
+			}
+		}
+		msg.msg_iovlen = (size_t)k;
+		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				if (!c->want_out)
+					plx__tcp_watch(c, true);
+				return 0;
+			}
+			return errno_status();
+		}
+		while (n > 0) {
+			struct plx__txe *e = c->txq_head;
+			uint64_t left = e->hdr_len + e->payload_len - e->sent;
+
+			if ((uint64_t)n < left) {
+				e->sent += (uint64_t)n;
+				break;
+			}
+			n -= (ssize_t)left;
+			c->txq_head = e->next;
+			if (!c->txq_head)
+				c->txq_tail = NULL;
+			c->txq_n--;
+			tx_done(c, e);
+		}
+	}
+	if (c->want_out && !c->txq_head && c->state != PLX__C_CONNECTING)
+		plx__tcp_watch(c, false);
+	if (c->state == PLX__C_DRAIN)
+		drain_check(c);
+	return 0;
+}
+
+/* ---- failure ------------------------------------------------------------ */
+
+void plx__conn_fail(struct plx__conn *c, int status)
+{
+	if (c->state == PLX__C_DEAD)
+		return;
+	plx__log(plx__r(c->t->r), PLX_LOG_INFO, "tcp: connection %d down: %s",
+		 c->fd, plx_errname(status));
+	c->state = PLX__C_DEAD;
+	if (c->ep)
+		plx__ep_conn_lost(c->ep, c, status);
+	else
+		plx__conn_reap(c);
+}
+
+/* Close the socket now; free the struct at the end of the socket phase,
+ * so callers up the stack may still look at c->state. */
+void plx__conn_reap(struct plx__conn *c)
+{
+	c->state = PLX__C_DEAD;
+	if (c->reap)
+		return;
+	c->reap = true;
+	c->t->nreap++;
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+}
+
+void plx__tcp_reap(struct plx__tcp *t)
+{
+	struct plx__conn *c, *next;
+
+	for (c = t->conns; c && t->nreap; c = next) {
+		next = c->next;
+		if (c->reap) {
+			t->nreap--;
+			plx__conn_free(c);
+		}
+	}
+}
+
+/* Remove @e from the transmit queue (it has not started to leave). */
+void plx__conn_unqueue(struct plx__conn *c, struct plx__txe *e)
+{
+	struct plx__txe **pp, *prev = NULL;
+
+	for (pp = &c->txq_head; *pp; prev = *pp, pp = &(*pp)->next) {
+		if (*pp != e)
+			continue;
+		*pp = e->next;
+		if (c->txq_tail == e)
+			c->txq_tail = prev;
+		c->txq_n--;
+		return;
+	}
+}
+
+/* A losing duplicate: close it once both directions are quiet. */
+static void drain_check(struct plx__conn *c);
+
+void plx__conn_drain(struct plx__conn *c)
+{
+	drain_check(c);
+}
+
+static void drain_check(struct plx__conn *c)
+{
+	struct plx__frame f = {.opcode = PLX__OP_CLOSE};
+
+	if (c->wait_ack.n || c->wait_read.n || c->txq_head || c->rx_left)
+		return;
+	if (!c->close_sent && !plx__conn_send_ctrl(c, &f, NULL, 0)) {
+		c->close_sent = true;
+		plx__conn_flush(c);
+		return;
+	}
+	if (c->close_sent && c->close_rcvd && !c->txq_head)
+		plx__conn_fail(c, 0);
+}
+
+/* ---- handshake ---------------------------------------------------------- */
+
+void plx__conn_start_handshake(struct plx__conn *c)
+{
+	struct plx__tcp *t = c->t;
+	struct plx__reactor *x = plx__r(t->r);
+	struct plx__ctrl *e;
+	int rc;
+
+	c->hs_deadline = plx_now_ns() + t->cfg.handshake_timeout_ns;
+	rc = plx__hs_init(&c->hs, x->cfg.node_id, x->epoch, c->role, c->index,
+			  PLX__CAP_ALL, t->have_key ? t->key : NULL);
+	e = rc ? NULL : plx__conn_ctrl(c);
+	if (!e) {
+		plx__conn_fail(c, rc ? rc : PLX_ENOBUFS);
+		return;
+	}
+	e->tx.hdr_len = (uint32_t)plx__hs_hello(&c->hs, e->hdr);
+	plx__conn_queue(c, &e->tx);
+	rc = plx__conn_flush(c);
+	if (rc)
+		plx__conn_fail(c, rc);
+}
+
+static int hs_frame(struct plx__conn *c)
+{
+	uint8_t out[PLX__WIRE_HDR_MAX];
+	size_t out_len = 0;
+	struct plx__ctrl *e;
+	int rc = plx__hs_input(&c->hs, &c->cur, out, &out_len);
+
+	if (out_len) {
+		e = plx__conn_ctrl(c);
+		if (e) {
+			memcpy(e->hdr, out, out_len);
+			e->tx.hdr_len = (uint32_t)out_len;
+			plx__conn_queue(c, &e->tx);
+			plx__conn_flush(c); /* best effort on failure paths */
+		}
+	}
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		c->state = PLX__C_UP;
+		plx__ep_attach(c);
+	}
+	return 0;
+}
+
+/* ---- receive ------------------------------------------------------------ */
+
+static void pause_rx(struct plx__conn *c)
+{
+	if (c->rx_paused)
+		return;
+	c->rx_paused = true;
+	c->t->paused++;
+	plx__tcp_watch(c, c->want_out);
+}
+
+static void resume_rx(struct plx__conn *c)
+{
+	if (!c->rx_paused)
+		return;
+	c->rx_paused = false;
+	c->t->paused--;
+	plx__tcp_watch(c, c->want_out);
+}
+
+static void nack(struct plx__conn *c, uint64_t seq, int status)
+{
+	struct plx__frame f = {
+		.opcode = PLX__OP_NACK, .id = seq, .status = status};
+
+	/* a control entry was reserved before the frame was accepted */
+	plx__conn_send_ctrl(c, &f, NULL, 0);
+}
+
+/* Answer a RESOLVE_REQ whose name is in c->name. */
+static void resolve_answer(struct plx__conn *c)
+{
+	struct plx__frame r = {.opcode = PLX__OP_RESOLVE_RESP, .id = c->cur.id};
+	struct plx__ctrl *e = plx__conn_ctrl(c);
+	char name[PLX__WIRE_NAME_MAX + 1];
+	struct plx_region *reg;
+	struct plx_desc d;
+	int n;
+
+	if (!e)
+		return; /* reserved before the frame was accepted */
+	memcpy(name, c->name, c->cur.payload_len);
+	name[c->cur.payload_len] = 0;
+	reg = strlen(name) == c->cur.payload_len ? plx_mem_find(c->t->r, name) :
+						   NULL;
+	if (!reg || plx_mem_desc(c->t->r, reg, &d) ||
+	    plx_desc_serialize(&d, e->body, sizeof(e->body)) != PLX_DESC_BYTES)
+		r.status = PLX_ENOENT;
+	else
+		r.payload_len = PLX_DESC_BYTES;
+	n = plx__wire_encode(&r, e->hdr);
+	e->tx.hdr_len = (uint32_t)n;
+	e->tx.payload = r.payload_len ? e->body : NULL;
+	e->tx.payload_len = r.payload_len;
+	plx__conn_queue(c, &e->tx);
+}
+
+/* Everything a frame does once its payload is in place. */
+static int frame_done(struct plx__conn *c)
+{
+	struct plx__tcp *t = c->t;
+	struct plx__frame *f = &c->cur;
+	struct plx__op *o = c->rx_op;
+
+	c->rx_state = PLX__RX_HDR;
+	c->rx_op = NULL;
+	switch (f->opcode) {
+	case PLX__OP_SEND:
+		c->rx_seq++;
+		if (o) {
+			if (o->cancelled) {
+				plx__op_done(t, o, o->req.status, 0);
+			} else if (c->rx_status) {
+				plx__op_done(t, o, c->rx_status, 0);
+				nack(c, c->rx_seq, c->rx_status);
+			} else {
+				plx__op_done(t, o, 0, f->payload_len);
+			}
+		} else if (c->rx_poolbuf) {
+			void *buf = c->rx_poolbuf;
+
+			c->rx_poolbuf = NULL;
+			t->cfg.msg_cb(t->r, c->ep->canon, f->tag, buf,
+				      f->payload_len, t->cfg.cb_arg);
+		} else if (c->rx_slot >= 0) {
+			plx__unexp_push(c->ep, f->tag, f->payload_len,
+					c->rx_slot);
+			c->rx_slot = -1;
+		} else {
+			nack(c, c->rx_seq,
+			     c->rx_status ? c->rx_status : PLX_ECANCELED);
+		}
+		break;
+	case PLX__OP_WRITE:
+	case PLX__OP_WRITE_IMM:
+		c->rx_seq++;
+		if (c->rx_status) {
+			nack(c, c->rx_seq, c->rx_status);
+			break;
+		}
+		if (f->opcode == PLX__OP_WRITE_IMM && t->cfg.imm_cb)
+			t->cfg.imm_cb(t->r, c->ep->canon, f->imm, f->addr,
+				      f->payload_len, t->cfg.cb_arg);
+		break;
+	case PLX__OP_READ_RESP:
+		if (o)
+			plx__op_done(t, o, o->cancelled ? o->req.status : 0,
+				     o->cancelled ? 0 : f->payload_len);
+		break;
+	case PLX__OP_RESOLVE_REQ:
+		resolve_answer(c);
+		break;
+	case PLX__OP_RESOLVE_RESP:
+		if (!o)
+			break;
+		if (o->cancelled) {
+			plx__op_done(t, o, o->req.status, 0);
+		} else if (f->status < 0) {
+			plx__op_done(t, o, f->status, 0);
+		} else {
+			struct plx_desc d;
+			int rc = plx_desc_parse(&d, c->descbuf,
+						sizeof(c->descbuf));
+
+			if (rc > 0)
+				*(struct plx_desc *)o->dst = d;
+			plx__op_done(t, o, rc > 0 ? 0 : PLX_EBADMSG, 0);
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* Choose where the payload of the frame in c->cur goes. Return 1 when the
+ * connection must stop here (header left unconsumed), 0 to go on, or a
+ * negative status to close the connection. */
+static int frame_dest(struct plx__conn *c)
+{
+	struct plx__tcp *t = c->t;
+	struct plx__frame *f = &c->cur;
+	struct plx_region *reg;
+	struct plx__op *o;
+	int slot, rc;
+
+	c->rx_dst = NULL;
+	c->rx_status = 0;
+	c->rx_op = NULL;
+	switch (f->opcode) {
+	case PLX__OP_SEND:
+		if (f->payload_len > t->cfg.max_message)
+			return PLX_EPROTO;
+		o = plx__ep_match(c->ep->canon, f->tag);
+		if (o) {
+			c->rx_op = o;
+			o->state = PLX__S_RXING;
+			o->conn = c;
+			if (f->payload_len > o->len)
+				c->rx_status = PLX_EMSGSIZE;
+			else
+				c->rx_dst = o->dst;
+			return 0;
+		}
+		if (t->cfg.msg_cb && t->cfg.msg_pool) {
+			if (f->payload_len >
+			    plx_pool_buf_size(t->cfg.msg_pool)) {
+				c->rx_status = PLX_EMSGSIZE; /* dropped */
+				return 0;
+			}
+			c->rx_poolbuf = plx_pool_get(t->cfg.msg_pool);
+			if (!c->rx_poolbuf)
+				return 1; /* wait for buffers to come back */
+			c->rx_dst = c->rx_poolbuf;
+			return 0;
+		}
+		slot = f->payload_len <= t->cfg.unexpected_size ?
+			       plx__slot_get(t) :
+			       -1;
+		if (slot < 0)
+			return 1; /* wait for a receive or a slot */
+		c->rx_slot = slot;
+		c->rx_dst = t->slots + (size_t)slot * t->cfg.unexpected_size;
+		return 0;
+	case PLX__OP_WRITE:
+	case PLX__OP_WRITE_IMM:
+		rc = plx_mem_lookup(t->r, f->addr, f->payload_len, f->key,
+				    PLX_ACCESS_REMOTE_WRITE, &reg);
+		if (rc)
+			c->rx_status = rc;
+		else
+			c->rx_dst = (uint8_t *)(uintptr_t)f->addr;
+		return 0;
+	case PLX__OP_READ_RESP:
+		for (o = c->wait_read.head; o && o->seq != f->id; o = o->next)
+			;
+		if (!o) {
+			if (f->id > c->tx_rid)
+				return PLX_EPROTO;
+			return 0; /* cancelled earlier: drop the payload */
+		}
+		if (o->kind != PLX__K_READ)
+			return PLX_EPROTO;
+		plx__oplist_remove(&c->wait_read, o);
+		if (f->status < 0) {
+			plx__op_done(t, o,
+				     o->cancelled ? o->req.status : f->status,
+				     0);
+			return 0;
+		}
+		if (f->payload_len != o->len)
+			return PLX_EPROTO;
+		o->state = PLX__S_RXING;
+		c->rx_op = o;
+		c->rx_dst = o->dst;
+		return 0;
+	case PLX__OP_RESOLVE_REQ:
+		c->rx_dst = c->name;
+		return 0;
+	case PLX__OP_RESOLVE_RESP:
+		for (o = c->wait_read.head; o && o->seq != f->id; o = o->next)
+			;
+		if (!o)
+			return f->id > c->tx_rid ? PLX_EPROTO : 0;
+		if (o->kind != PLX__K_RESOLVE)
+			return PLX_EPROTO;
+		plx__oplist_remove(&c->wait_read, o);
+		o->state = PLX__S_RXING;
+		c->rx_op = o;
+		c->rx_dst = c->descbuf;
+		return 0;
+	default:
+		return 0; /* RESOLVE_RESP etc.: dropped */
+	}
+}
+
+/* Frames without payload, handled as soon as the header is in. */
+static int frame_ctrl(struct plx__conn *c)
+{
+	struct plx__tcp *t = c->t;
+	struct plx__frame *f = &c->cur;
+	struct plx_region *reg;
+	struct plx__op *o;
+	int rc;
+
+	switch (f->opcode) {
+	case PLX__OP_ACK:
+		if (f->seq > c->tx_seq)
+			return PLX_EPROTO;
+		while ((o = c->wait_ack.head) && o->seq <= f->seq) {
+			if (o->state != PLX__S_WAIT)
+				return PLX_EPROTO; /* acked before sent */
+			plx__oplist_pop(&c->wait_ack);
+			plx__op_done(t, o, o->cancelled ? o->req.status : 0,
+				     o->cancelled ? 0 : o->len);
+		}
+		break;
+	case PLX__OP_NACK:
+		if (f->id > c->tx_seq || !f->id)
+			return PLX_EPROTO;
+		for (o = c->wait_ack.head; o && o->seq != f->id; o = o->next)
+			;
+		if (o && o->state == PLX__S_WAIT) {
+			plx__oplist_remove(&c->wait_ack, o);
+			plx__op_done(t, o,
+				     o->cancelled ? o->req.status : f->status,
+				     0);
+		}
+		break;
+	case PLX__OP_READ_REQ: {
+		struct plx__frame r = {.opcode = PLX__OP_READ_RESP,
+				       .id = f->id};
+		const void *src = NULL;
+
+		rc = plx_mem_lookup(t->r, f->addr, f->len, f->key,
+				    PLX_ACCESS_REMOTE_READ, &reg);
+		if (rc) {
+			r.status = rc;
+		} else {
+			src = (const void *)(uintptr_t)f->addr;
+			r.payload_len = (uint32_t)f->len;
+		}
+		plx__conn_send_ctrl(c, &r, src, src ? f->len : 0);
+		break;
+	}
+	case PLX__OP_PING: {
+		struct plx__frame r = {.opcode = PLX__OP_PONG, .id = f->id};
+
+		plx__conn_send_ctrl(c, &r, NULL, 0);
+		break;
+	}
+	case PLX__OP_PONG:
+		break;
+	case PLX__OP_CLOSE:
+		c->close_rcvd = true;
+		if (f->status < 0)
+			return f->status;
+		/* CLOSE(0): the peer retires this connection (it lost a
+		 * simultaneous open): stop using it, finish what is in
+		 * flight, answer with our own CLOSE */
+		if (c->state == PLX__C_UP && c->ep)
+			plx__ep_retire(c->ep, c);
+		c->state = PLX__C_DRAIN;
+		drain_check(c);
+		return c->state == PLX__C_DEAD ? 1 : 0;
+	case PLX__OP_HELLO:
+	case PLX__OP_READY:
+		return PLX_EPROTO; /* handshake frames after the handshake */
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* Handle the frames in the staging buffer. Return 1 when the connection
+ * paused (or closed), 0 when the buffer needs more bytes, <0 on error. */
+static int rx_staged(struct plx__conn *c)
+{
+	struct plx__tcp *t = c->t;
+
+	while (c->rx_state == PLX__RX_HDR) {
+		uint32_t avail = c->rx_end - c->rx_start;
+		uint32_t max = t->cfg.max_frame > t->cfg.max_message ?
+				       t->cfg.max_frame :
+				       t->cfg.max_message;
+		int hl, rc;
+
+		if (!avail)
+			return 0;
+		hl = plx__wire_parse(&c->cur, c->stage + c->rx_start, avail,
+				     max);
+		if (hl < 0)
+			return PLX_EPROTO;
+		if (hl == 0)
+			return 0;
+		if (c->state == PLX__C_HANDSHAKE) {
+			c->rx_start += (uint32_t)hl;
+			rc = hs_frame(c);
+			if (rc)
+				return rc;
+			continue;
+		}
+		/* keep room for the NACK / ACK / response this may need */
+		if (c->ctrl_used + 2 >= PLX__TCP_CTRL)
+			return 1;
+		if (c->cur.payload_len == 0 && c->cur.opcode != PLX__OP_SEND &&
+		    c->cur.opcode != PLX__OP_WRITE &&
+		    c->cur.opcode != PLX__OP_WRITE_IMM &&
+		    c->cur.opcode != PLX__OP_READ_RESP &&
+		    c->cur.opcode != PLX__OP_RESOLVE_RESP) {
+			c->rx_start += (uint32_t)hl;
+			rc = frame_ctrl(c);
+			if (rc)
+				return rc;
+			continue;
+		}
+		rc = frame_dest(c);
+		if (rc)
+			return rc;
+		c->rx_start += (uint32_t)hl;
+		c->rx_left = c->cur.payload_len;
+		c->rx_state = PLX__RX_PAYLOAD;
+		/* the part of the payload that came with the header */
+		avail = c->rx_end - c->rx_start;
+		if (avail > c->rx_left)
+			avail = (uint32_t)c->rx_left;
+		if (avail) {
+			if (c->rx_dst) {
+				memcpy(c->rx_dst, c->stage + c->rx_start,
+				       avail);
+				c->rx_dst += avail;
+			}
+			c->rx_start += avail;
+			c->rx_left -= avail;
+		}
+		if (!c->rx_left)
+			frame_done(c);
+	}
+	return 0;
+}
+
+static void send_ack(struct plx__conn *c)
+{
+	struct plx__frame f = {.opcode = PLX__OP_ACK};
+
+	if (c->rx_seq == c->ack_sent || c->state < PLX__C_UP)
+		return;
+	f.seq = c->rx_seq;
+	if (!plx__conn_send_ctrl(c, &f, NULL, 0))
+		c->ack_sent = c->rx_seq;
+}
+
+/* Read and handle what the socket has, within a bound. */
+int plx__conn_rx(struct plx__conn *c)
+{
+	int events = 0, rc = 0;
+
+	for (int round = 0; round < 8 && c->state != PLX__C_DEAD; round++) {
+		ssize_t n;
+
+		if (c->rx_state == PLX__RX_PAYLOAD) {
+			uint8_t *dst = c->rx_dst ? c->rx_dst : c->t->discard;
+			uint64_t want = c->rx_left;
+
+			if (!c->rx_dst && want > PLX__TCP_STAGE)
+				want = PLX__TCP_STAGE;
+			n = recv(c->fd, dst, want, MSG_DONTWAIT);
+			if (n > 0) {
+				c->last_rx_ns = plx_now_ns();
+				c->pings_out = 0;
+				if (c->rx_dst)
+					c->rx_dst += n;
+				c->rx_left -= (uint64_t)n;
+				if (!c->rx_left) {
+					frame_done(c);
+					events++;
+				}
+				continue;
+			}
+		} else {
+			rc = rx_staged(c);
+			if (rc)
+				break;
+			if (c->rx_state == PLX__RX_PAYLOAD)
+				continue;
+			if (c->rx_start == c->rx_end) {
+				c->rx_start = c->rx_end = 0;
+			} else if (c->rx_start) {
+				memmove(c->stage, c->stage + c->rx_start,
+					c->rx_end - c->rx_start);
+				c->rx_end -= c->rx_start;
+				c->rx_start = 0;
+			}
+			n = recv(c->fd, c->stage + c->rx_end,
+				 PLX__TCP_STAGE - c->rx_end, MSG_DONTWAIT);
+			if (n > 0) {
+				c->last_rx_ns = plx_now_ns();
+				c->pings_out = 0;
+				c->rx_end += (uint32_t)n;
+				events++;
+				continue;
+			}
+		}
+		if (n == 0) {
+			rc = PLX_ECONNRESET; /* orderly shutdown mid-session */
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			rc = errno_status();
+		break;
+	}
+	if (rc == 1) {
+		pause_rx(c);
+		rc = 0;
+	}
+	if (c->state == PLX__C_DEAD)
+		return events;
+	if (rc < 0) {
+		plx__conn_fail(c, rc);
+		return events + 1;
+	}
+	send_ack(c);
+	rc = plx__conn_flush(c);
+	if (rc)
+		plx__conn_fail(c, rc);
+	return events;
+}
+
+/* Try again on a paused connection (a receive was posted, a slot or a
+ * control entry freed). */
+static int conn_resume(struct plx__conn *c)
+{
+	resume_rx(c);
+	return plx__conn_rx(c);
+}
+
+int plx__conn_on_event(struct plx__conn *c, uint32_t events)
+{
+	int err = 0, n = 0;
+	socklen_t len = sizeof(err);
+
+	if (c->state == PLX__C_CONNECTING) {
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return 0;
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) ||
+		    err) {
+			plx__conn_fail(c, err ? -err : errno_status());
+			return 1;
+		}
+		c->state = PLX__C_HANDSHAKE;
+		plx__tcp_watch(c, false);
+		plx__conn_start_handshake(c);
+		return 1;
+	}
+	if (events & EPOLLOUT) {
+		int rc = plx__conn_flush(c);
+
+		if (rc) {
+			plx__conn_fail(c, rc);
+			return 1;
+		}
+		n++;
+		if (c->rx_paused && c->ctrl_used + 2 < PLX__TCP_CTRL)
+			return n + conn_resume(c);
+	}
+	if (c->state != PLX__C_DEAD && !c->rx_paused &&
+	    (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+		n += plx__conn_rx(c);
+	return n;
+}
+
+/* Resume every paused connection (called from the poll phase). */
+int plx__tcp_resume_all(struct plx__tcp *t)
+{
+	struct plx__conn *c, *next;
+	int n = 0;
+
+	for (c = t->conns; c && t->paused; c = next) {
+		next = c->next;
+		if (c->rx_paused)
+			n += conn_resume(c);
+	}
+	return n;
+}

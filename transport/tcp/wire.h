@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pollux TCP wire protocol, version 1: frame layout, encoders and the
+ * validating parser. Pure functions over byte buffers: no sockets, no
+ * allocation, no reactor. docs/wire-protocol.md is the normative text.
+ *
+ * Every frame = base header (16 bytes) + an opcode-specific extension of
+ * fixed size + payload_len payload bytes. All integers little-endian.
+ *
+ *   off size field
+ *     0    2 magic        'P' 'X' (0x50 0x58)
+ *     2    1 opcode       PLX__OP_*
+ *     3    1 flags        opcode-specific; undefined bits must be 0
+ *     4    4 payload_len  bytes following the extension
+ *     8    8 id           sequence / request id (meaning per opcode)
+ *    16    -  extension   plx__wire_ext_size(opcode) bytes
+ */
+#ifndef PLX_TCP_WIRE_H
+#define PLX_TCP_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PLX__WIRE_MAGIC0 0x50 /* 'P' */
+#define PLX__WIRE_MAGIC1 0x58 /* 'X' */
+#define PLX__WIRE_VERSION 1
+#define PLX__WIRE_BASE 16
+#define PLX__WIRE_EXT_MAX 64
+#define PLX__WIRE_HDR_MAX (PLX__WIRE_BASE + PLX__WIRE_EXT_MAX)
+#define PLX__WIRE_NAME_MAX 64 /* region names, bytes, no NUL on the wire */
+#define PLX__WIRE_PROOF 32    /* HMAC-SHA-256 proof in READY */
+#define PLX__WIRE_NONCE 32
+
+enum plx__opcode {
+	/* handshake */
+	PLX__OP_HELLO = 0x01, /* ext: struct plx__hello */
+	PLX__OP_READY = 0x02, /* ext: proof[32] (zeros without a key) */
+	/* data */
+	PLX__OP_SEND = 0x10,	  /* ext: tag u64; payload: message */
+	PLX__OP_WRITE = 0x11,	  /* ext: addr u64, key u64; payload: data */
+	PLX__OP_WRITE_IMM = 0x12, /* ext: addr, key, imm u32, pad u32 */
+	PLX__OP_READ_REQ = 0x13,  /* ext: addr, key, len u64; no payload */
+	PLX__OP_READ_RESP = 0x14, /* ext: status i32, pad; payload: data */
+	/* acknowledgements */
+	PLX__OP_ACK = 0x20,  /* ext: cumulative seq u64; id 0 */
+	PLX__OP_NACK = 0x21, /* ext: status i32, pad; id: failed seq */
+	/* names */
+	PLX__OP_RESOLVE_REQ = 0x30,  /* payload: name (1..64 bytes) */
+	PLX__OP_RESOLVE_RESP = 0x31, /* ext: status i32, pad; payload: desc */
+	/* liveness and shutdown */
+	PLX__OP_PING = 0x40,  /* id: nonce */
+	PLX__OP_PONG = 0x41,  /* id: the ping's nonce */
+	PLX__OP_CLOSE = 0x42, /* ext: status i32, pad; the sender closes */
+};
+
+/* HELLO flags (frame flags byte) */
+#define PLX__HELLO_AUTH 0x01 /* sender requires authentication */
+
+/* HELLO extension, 64 bytes: version u16 @0, role u8 @2, conn_index u8 @3,
+ * caps u32 @4, node_id[16] @8, epoch u64 @24, nonce[32] @32. */
+struct plx__hello {
+	uint16_t version;    /* highest version the sender speaks */
+	uint8_t role;	     /* 0: connecting side, 1: accepting side */
+	uint8_t conn_index;  /* 0: primary; 1..: striped data connection */
+	uint32_t caps;	     /* PLX__CAP_*; unknown bits: ignored */
+	uint8_t node_id[16]; /* sender's node id */
+	uint64_t epoch;	     /* sender's epoch (new per process start) */
+	uint8_t nonce[PLX__WIRE_NONCE]; /* fresh random challenge */
+};
+
+/*
+ * Extension sizes: HELLO 64, READY 32, SEND 8, WRITE 16, WRITE_IMM 24,
+ * READ_REQ 24, READ_RESP 8, ACK 8, NACK 8, RESOLVE_REQ 0, RESOLVE_RESP 8,
+ * PING 0, PONG 0, CLOSE 8. "pad" fields are zero on the wire.
+ */
+
+/*
+ * Capability bits in HELLO. A receiver ignores bits it does not know (a
+ * newer peer may set them); the connection uses the bits both sides set.
+ */
+#define PLX__CAP_WRITE_IMM 0x1
+#define PLX__CAP_STRIPE 0x2
+#define PLX__CAP_ALL (PLX__CAP_WRITE_IMM | PLX__CAP_STRIPE)
+
+/* A decoded header. Fields not used by the opcode are zero. */
+struct plx__frame {
+	uint8_t opcode;
+	uint8_t flags;
+	uint32_t payload_len;
+	uint64_t id;
+	/* extension, decoded */
+	uint64_t addr;		 /* WRITE, WRITE_IMM, READ_REQ */
+	uint64_t key;		 /* WRITE, WRITE_IMM, READ_REQ */
+	uint64_t len;		 /* READ_REQ: bytes requested */
+	uint64_t tag;		 /* SEND */
+	uint64_t seq;		 /* ACK: cumulative sequence */
+	uint32_t imm;		 /* WRITE_IMM */
+	int32_t status;		 /* READ_RESP, NACK, RESOLVE_RESP, CLOSE */
+	struct plx__hello hello; /* HELLO */
+	uint8_t proof[PLX__WIRE_PROOF]; /* READY */
+};
+
+/*
+ * plx__wire_ext_size() - extension size of @opcode, or -1 when unknown.
+ */
+int plx__wire_ext_size(uint8_t opcode);
+
+/*
+ * plx__wire_hdr_size() - full header size (base + ext) of @opcode, or -1.
+ */
+int plx__wire_hdr_size(uint8_t opcode);
+
+/*
+ * plx__wire_parse() - validate and decode a header from @buf (@len bytes
+ * available). Does not look at payload bytes.
+ * @max_payload: the receiver's limit for payload_len.
+ *
+ * Checks, each as soon as its bytes are present, in byte order: magic;
+ * known opcode; flags (only PLX__HELLO_AUTH, only on HELLO); payload_len
+ * consistent with the opcode (HELLO, READY, READ_REQ, ACK, NACK, PING,
+ * PONG, CLOSE carry none; RESOLVE_REQ 1..PLX__WIRE_NAME_MAX; RESOLVE_RESP
+ * 0 or PLX_DESC_BYTES), then payload_len <= @max_payload; ACK id 0; HELLO
+ * role 0 or 1 (the version is left to the handshake; unknown caps bits are
+ * accepted); statuses <= 0 (NACK < 0; READ_RESP < 0 only without payload;
+ * RESOLVE_RESP < 0 exactly when without payload); READ_REQ len
+ * 1..@max_payload; padding zero. docs/wire-protocol.md has the tables.
+ *
+ * Return: header size consumed (> 0); 0 when @len is too short to decide
+ * (read more); PLX_EPROTO for a bad magic, unknown opcode, bad flags,
+ * nonzero padding or inconsistent fields; PLX_EMSGSIZE when payload_len
+ * (or READ_REQ len) exceeds @max_payload. On error @out is unspecified.
+ * A prefix of a valid header never returns an error, and bytes after the
+ * header are never read. An error is reported as soon as the bytes that
+ * show it are present, and appending bytes never changes an error into
+ * another result.
+ */
+int plx__wire_parse(struct plx__frame *out, const uint8_t *buf, size_t len,
+		    uint32_t max_payload);
+
+/*
+ * plx__wire_encode() - write the header of @f (opcode-specific fields) into
+ * @buf, which must hold PLX__WIRE_HDR_MAX bytes.
+ * Return: header size (> 0), or PLX_EINVAL for an unknown opcode.
+ */
+int plx__wire_encode(const struct plx__frame *f, uint8_t *buf);
+
+#endif /* PLX_TCP_WIRE_H */
