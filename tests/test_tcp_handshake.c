@@ -2,7 +2,9 @@
 /*
  * TCP handshake state machine: two plx__hs instances talking through the
  * wire encoder and parser, no sockets. Success with and without keys,
- * every failure path and its CLOSE, and the key never on the wire.
+ * every failure path and its CLOSE, the key never on the wire, and READY
+ * proofs that cover both HELLOs byte for byte (a man in the middle who
+ * alters either HELLO fails both sides with PLX_EAUTH).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -151,6 +153,20 @@ static void run(struct side *a, struct side *b)
 	expect_key_never_sent(b);
 }
 
+/* The proof's view of the HELLO frame at @frame: flags || extension. */
+static void wire_hello(const uint8_t *frame, uint8_t out[PLX__AUTH_HELLO_BYTES])
+{
+	EXPECT_EQ(frame[2], PLX__OP_HELLO);
+	out[0] = frame[3];
+	memcpy(out + 1, frame + PLX__WIRE_BASE, PLX__AUTH_HELLO_BYTES - 1);
+}
+
+/* Parse the frame @s sent at byte @off into @f (a READY or a HELLO). */
+static void frame_at(const struct side *s, size_t off, struct plx__frame *f)
+{
+	EXPECT_GT(plx__wire_parse(f, s->q + off, s->qlen - off, 0), 0);
+}
+
 static void expect_established(const struct side *s, const struct side *peer)
 {
 	const struct plx__hello *p = plx__hs_peer(&s->hs);
@@ -190,6 +206,9 @@ static void test_success_without_keys(void)
 
 static void test_success_with_equal_keys(void)
 {
+	uint8_t ha[PLX__AUTH_HELLO_BYTES], hb[PLX__AUTH_HELLO_BYTES];
+	uint8_t want[PLX__WIRE_PROOF];
+	struct plx__frame f;
 	struct side a, b;
 
 	side_init(&a, 0, key1, 0);
@@ -198,6 +217,18 @@ static void test_success_with_equal_keys(void)
 	expect_established(&a, &b);
 	expect_established(&b, &a);
 	EXPECT_U64_EQ(a.hs.caps_common, 0);
+	/* each READY proves over its sender's HELLO, then the receiver's */
+	wire_hello(a.q, ha);
+	wire_hello(b.q, hb);
+	EXPECT_EQ(ha[0], PLX__HELLO_AUTH);
+	frame_at(&a, PLX__WIRE_HDR_MAX, &f);
+	EXPECT_EQ(f.opcode, PLX__OP_READY);
+	plx__auth_proof(want, key1, ha, hb);
+	EXPECT_MEM_EQ(f.proof, want, sizeof(want));
+	frame_at(&b, PLX__WIRE_HDR_MAX, &f);
+	EXPECT_EQ(f.opcode, PLX__OP_READY);
+	plx__auth_proof(want, key1, hb, ha);
+	EXPECT_MEM_EQ(f.proof, want, sizeof(want));
 }
 
 static void test_wrong_key_fails_both_sides(void)
@@ -264,8 +295,9 @@ static void test_newer_peer_version_negotiates_down(void)
 {
 	struct side a, b;
 
-	side_init(&a, 0, key1, 0);
-	side_init(&b, 1, key1, 0);
+	/* without keys nothing covers the HELLO: rewriting it is enough */
+	side_init(&a, 0, NULL, 0);
+	side_init(&b, 1, NULL, 0);
 	side_hello(&a);
 	side_hello(&b);
 	patch_hello_version(&a, 9);
@@ -274,6 +306,110 @@ static void test_newer_peer_version_negotiates_down(void)
 	EXPECT_EQ(b.result, 1);
 	EXPECT_EQ(b.hs.version, 1);
 	EXPECT_EQ(plx__hs_peer(&b.hs)->version, 9);
+}
+
+/*
+ * A keyed peer that speaks version 9 announces 9 in a HELLO it sent that
+ * way, and proves over that HELLO: b negotiates down to 1 and accepts.
+ * The peer here is the test itself, computing its proof from the bytes
+ * on the wire, so this also pins what the proof covers.
+ */
+static void test_newer_keyed_peer_negotiates_down(void)
+{
+	uint8_t ha[PLX__AUTH_HELLO_BYTES], hb[PLX__AUTH_HELLO_BYTES];
+	uint8_t want[PLX__WIRE_PROOF];
+	struct plx__frame f;
+	struct side a, b;
+
+	side_init(&a, 0, key1, PLX__CAP_ALL);
+	side_init(&b, 1, key1, PLX__CAP_ALL);
+	side_hello(&a);
+	side_hello(&b);
+	patch_hello_version(&a, 9); /* a stands in for the newer peer */
+	wire_hello(a.q, ha);
+	wire_hello(b.q, hb);
+	frame_at(&a, 0, &f);
+	EXPECT_EQ(side_input(&b, &f), 0);
+	/* b's READY: its HELLO as sent, then a's as received */
+	EXPECT_EQ(b.qlen, PLX__WIRE_HDR_MAX + PLX__WIRE_BASE + PLX__WIRE_PROOF);
+	frame_at(&b, PLX__WIRE_HDR_MAX, &f);
+	EXPECT_EQ(f.opcode, PLX__OP_READY);
+	plx__auth_proof(want, key1, hb, ha);
+	EXPECT_MEM_EQ(f.proof, want, sizeof(want));
+	/* the newer peer's READY over the HELLO it really sent */
+	memset(&f, 0, sizeof(f));
+	f.opcode = PLX__OP_READY;
+	plx__auth_proof(f.proof, key1, ha, hb);
+	EXPECT_EQ(side_input(&b, &f), 1);
+	EXPECT_EQ(b.hs.version, 1);
+	EXPECT_EQ(plx__hs_peer(&b.hs)->version, 9);
+	EXPECT_U64_EQ(b.hs.caps_common, PLX__CAP_ALL);
+	EXPECT_EQ(b.closes_sent, 0);
+}
+
+/*
+ * A man in the middle who knows no key rewrites one byte of one side's
+ * HELLO in transit (@from's HELLO, byte @off of the frame, XOR @mask):
+ * both sides must fail with PLX_EAUTH and neither may be established.
+ */
+static void mitm_hello(bool a_to_b, size_t off, uint8_t mask)
+{
+	struct side a, b;
+	struct side *from, *to;
+
+	side_init(&a, 0, key1, PLX__CAP_ALL);
+	side_init(&b, 1, key1, PLX__CAP_ALL);
+	side_hello(&a);
+	side_hello(&b);
+	from = a_to_b ? &a : &b;
+	to = a_to_b ? &b : &a;
+	/* what the sender queued is what it sent; the receiver sees this */
+	from->q[off] ^= mask;
+	pump(&a, &b);
+	EXPECT_STATUS(a.result, PLX_EAUTH);
+	EXPECT_STATUS(b.result, PLX_EAUTH);
+	EXPECT_TRUE(!a.hs.ready_received && !b.hs.ready_received);
+	EXPECT_EQ(a.npost + b.npost, 0);
+	if (off == 3) {
+		/* PLX__HELLO_AUTH stripped: refused at HELLO, by the receiver */
+		EXPECT_EQ(to->closes_sent, 1);
+		EXPECT_EQ(from->closes_sent, 0);
+	} else {
+		/* both proofs fail: each side rejects the other's */
+		EXPECT_EQ(a.closes_sent, 1);
+		EXPECT_EQ(b.closes_sent, 1);
+	}
+	EXPECT_STATUS(to->close_status, PLX_EAUTH);
+	expect_key_never_sent(&a);
+	expect_key_never_sent(&b);
+}
+
+static void test_mitm_altering_a_hello_is_eauth(void)
+{
+	size_t off;
+	int dir;
+
+	for (dir = 0; dir < 2; dir++) {
+		/* the flags byte: PLX__HELLO_AUTH (no other bit parses) */
+		mitm_hello(dir, 3, PLX__HELLO_AUTH);
+		/* version 1 -> 3 and 1 -> 257: still >= 1, so not EVERSION */
+		mitm_hello(dir, PLX__WIRE_BASE + 0, 0x02);
+		mitm_hello(dir, PLX__WIRE_BASE + 1, 0x01);
+		/* conn_index */
+		mitm_hello(dir, PLX__WIRE_BASE + 3, 0x01);
+		mitm_hello(dir, PLX__WIRE_BASE + 3, 0x80);
+		/* caps: strip each known bit (a downgrade), add unknown ones */
+		mitm_hello(dir, PLX__WIRE_BASE + 4, PLX__CAP_WRITE_IMM);
+		mitm_hello(dir, PLX__WIRE_BASE + 4, PLX__CAP_STRIPE);
+		mitm_hello(dir, PLX__WIRE_BASE + 4, PLX__CAP_ALL);
+		mitm_hello(dir, PLX__WIRE_BASE + 7, 0x80);
+		/*
+		 * node_id, epoch, nonce: every byte. The role byte (offset
+		 * 18) is left out: any change to it is PLX_EPROTO at HELLO.
+		 */
+		for (off = PLX__WIRE_BASE + 8; off < PLX__WIRE_HDR_MAX; off++)
+			mitm_hello(dir, off, 0x01);
+	}
 }
 
 /* Parse @s's first sent frame (its HELLO) into @f. */
@@ -438,21 +574,52 @@ static void test_close_during_handshake_reports_peer_status(void)
 	EXPECT_EQ(a.closes_sent, 0);
 }
 
-static void test_proof_binds_role_and_direction(void)
+/*
+ * The proof is HMAC-SHA-256(key, label || sender's HELLO || receiver's
+ * HELLO) and changes with every single byte of either HELLO, with their
+ * order and with the key.
+ */
+static void test_proof_covers_both_hellos(void)
 {
-	uint8_t n1[32], n2[32], p[4][32];
+	/* computed independently (Python hmac, hashlib.blake2b) */
+	static const uint8_t kat[32] = {0x74, 0x38, 0x1c, 0x9a, 0xb5, 0xa8,
+					0xfa, 0x74, 0x2f, 0x21, 0x4a, 0x00,
+					0xea, 0x95, 0x04, 0x2d, 0x4b, 0x3d,
+					0x8f, 0x3b, 0x90, 0x01, 0x27, 0xbe,
+					0x5f, 0xf6, 0xd5, 0x27, 0xa5, 0xdb,
+					0x44, 0x6c};
+	uint8_t h1[PLX__AUTH_HELLO_BYTES], h2[PLX__AUTH_HELLO_BYTES];
+	uint8_t p0[32], p[32];
+	int i, side;
 
-	memset(n1, 1, sizeof(n1));
-	memset(n2, 2, sizeof(n2));
-	plx__auth_proof(p[0], key1, 0, n1, n2, node_a, 1, node_b, 2);
-	plx__auth_proof(p[1], key1, 1, n1, n2, node_a, 1, node_b, 2);
-	plx__auth_proof(p[2], key1, 0, n2, n1, node_a, 1, node_b, 2);
-	plx__auth_proof(p[3], key2, 0, n1, n2, node_a, 1, node_b, 2);
-	EXPECT_STATUS(plx__auth_verify(p[0], p[1]), PLX_EAUTH);
-	EXPECT_STATUS(plx__auth_verify(p[0], p[2]), PLX_EAUTH);
-	EXPECT_STATUS(plx__auth_verify(p[0], p[3]), PLX_EAUTH);
-	plx__auth_proof(p[1], key1, 0, n1, n2, node_a, 1, node_b, 2);
-	EXPECT_OK(plx__auth_verify(p[0], p[1]));
+	for (i = 0; i < PLX__AUTH_HELLO_BYTES; i++) {
+		h1[i] = (uint8_t)i;
+		h2[i] = (uint8_t)(0x80 + i);
+	}
+	plx__auth_proof(p0, key1, h1, h2);
+	EXPECT_MEM_EQ(p0, kat, sizeof(kat));
+	plx__auth_proof(p, key1, h1, h2);
+	EXPECT_OK(plx__auth_verify(p0, p));
+	/* direction: a proof cannot be reflected back to its sender */
+	plx__auth_proof(p, key1, h2, h1);
+	EXPECT_STATUS(plx__auth_verify(p0, p), PLX_EAUTH);
+	plx__auth_proof(p, key2, h1, h2);
+	EXPECT_STATUS(plx__auth_verify(p0, p), PLX_EAUTH);
+	/* every byte of either HELLO, flags byte included */
+	for (side = 0; side < 2; side++) {
+		uint8_t *h = side ? h2 : h1;
+
+		for (i = 0; i < PLX__AUTH_HELLO_BYTES; i++) {
+			h[i] ^= 0x01;
+			plx__auth_proof(p, key1, h1, h2);
+			if (plx__auth_verify(p0, p) != PLX_EAUTH)
+				PLX_FAIL("proof ignores byte %d of HELLO %d", i,
+					 side);
+			h[i] ^= 0x01;
+		}
+	}
+	plx__auth_proof(p, key1, h1, h2);
+	EXPECT_OK(plx__auth_verify(p0, p));
 }
 
 static void test_key_derivation(void)
@@ -479,18 +646,20 @@ int main(void)
 	EXPECT_OK(plx__auth_key_derive(key2, psk2, sizeof(psk2) - 1));
 
 	test_key_derivation();
-	test_proof_binds_role_and_direction();
+	test_proof_covers_both_hellos();
 	test_success_without_keys();
 	test_success_with_equal_keys();
 	test_wrong_key_fails_both_sides();
 	test_key_on_one_side_only_fails_both();
 	test_version_zero_fails_with_eversion();
 	test_newer_peer_version_negotiates_down();
+	test_newer_keyed_peer_negotiates_down();
 	test_reflected_hello_fails();
 	test_ready_before_hello_is_eproto();
 	test_out_of_order_frames_are_eproto();
 	test_misuse_is_einval();
 	test_tampered_proof_is_eauth();
+	test_mitm_altering_a_hello_is_eauth();
 	test_close_during_handshake_reports_peer_status();
 	fprintf(stderr, "test_tcp_handshake: all passed\n");
 	return 0;

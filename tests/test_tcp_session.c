@@ -184,7 +184,12 @@ static void test_simultaneous_open_one_connection(void)
 				       rb[i].done;
 		} while (!all && plx_now_ns() < end);
 		if (!all)
-			PLX_FAIL("round %d: ops did not complete", round);
+			PLX_FAIL(
+				"round %d: ops did not complete: ta %d %d tb %d %d "
+				"ra %d %d rb %d %d",
+				round, ta[0].done, ta[1].done, tb[0].done,
+				tb[1].done, ra[0].done, ra[1].done, rb[0].done,
+				rb[1].done);
 		for (int i = 0; i < 2; i++) {
 			EXPECT_OK(ta[i].status);
 			EXPECT_OK(tb[i].status);

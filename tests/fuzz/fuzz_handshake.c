@@ -7,10 +7,12 @@
  * so seeded transcripts can complete the authenticated handshake.
  *
  * Invariants: results are 0, 1 or negative, and hs->status follows them;
- * what we send is exactly one valid READY (while continuing) or CLOSE
- * carrying the failure; a READY proof is the right HMAC (zeros without a
- * key); a failure is sticky and silent; established means both READYs;
- * the key never appears in what we send.
+ * our HELLO is the fixture's, byte for byte; what we send is exactly one
+ * valid READY (while continuing) or CLOSE carrying the failure; a READY
+ * proof is the right HMAC over our HELLO and the peer's HELLO bytes as
+ * they appear in the input (zeros without a key); a failure is sticky and
+ * silent; established means both READYs; the key never appears in what we
+ * send.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,11 +40,16 @@ static bool contains(const uint8_t *hay, size_t n, const uint8_t *needle,
 	return false;
 }
 
-/* Check what one plx__hs_input() call produced. */
+/*
+ * Check what one plx__hs_input() call produced. @in was parsed from the
+ * bytes at @raw; @ours is our HELLO as the proof covers it.
+ */
 static void check_output(const struct plx__hs *hs, const struct plx__frame *in,
-			 int r, const uint8_t *out, size_t out_len)
+			 const uint8_t *raw, const uint8_t *ours, int r,
+			 const uint8_t *out, size_t out_len)
 {
 	static const uint8_t zero[PLX__WIRE_PROOF];
+	uint8_t theirs[PLX__AUTH_HELLO_BYTES];
 	struct plx__frame o;
 	uint8_t want[PLX__WIRE_PROOF];
 	const struct plx__hello *p;
@@ -74,8 +81,10 @@ static void check_output(const struct plx__hs *hs, const struct plx__frame *in,
 		return;
 	}
 	FUZZ_CHECK(memcmp(p->nonce, hs->nonce, sizeof(hs->nonce)) != 0);
-	plx__auth_proof(want, key, hs->role, hs->nonce, p->nonce, hs->node_id,
-			hs->epoch, p->node_id, p->epoch);
+	/* the peer's HELLO straight from the input: flags, extension */
+	theirs[0] = raw[3];
+	memcpy(theirs + 1, raw + PLX__WIRE_BASE, PLX__AUTH_HELLO_BYTES - 1);
+	plx__auth_proof(want, key, ours, theirs);
 	FUZZ_CHECK(memcmp(o.proof, want, sizeof(want)) == 0);
 }
 
@@ -83,6 +92,7 @@ static void run_one(const uint8_t *data, size_t size, uint8_t role,
 		    bool with_key)
 {
 	uint8_t node[16], out[PLX__WIRE_HDR_MAX];
+	uint8_t ours[PLX__AUTH_HELLO_BYTES];
 	struct plx__frame f, last;
 	struct plx__hs hs;
 	size_t off = 0, out_len;
@@ -94,6 +104,10 @@ static void run_one(const uint8_t *data, size_t size, uint8_t role,
 				FUZZ_HS_CAPS, with_key ? key : NULL) == 0);
 	fuzz_hs_nonce(hs.nonce);
 	FUZZ_CHECK(plx__hs_hello(&hs, out) == PLX__WIRE_HDR_MAX);
+	fuzz_hs_our_hello(ours, role, with_key);
+	FUZZ_CHECK(out[3] == ours[0]);
+	FUZZ_CHECK(memcmp(out + PLX__WIRE_BASE, ours + 1, sizeof(ours) - 1) ==
+		   0);
 
 	while (r == 0 && off < size) {
 		n = plx__wire_parse(&f, data + off, size - off,
@@ -102,9 +116,9 @@ static void run_one(const uint8_t *data, size_t size, uint8_t role,
 			break; /* the transport closes, or waits for more */
 		if (f.payload_len > size - off - (size_t)n)
 			break;
-		off += (size_t)n + f.payload_len;
 		r = plx__hs_input(&hs, &f, out, &out_len);
-		check_output(&hs, &f, r, out, out_len);
+		check_output(&hs, &f, data + off, ours, r, out, out_len);
+		off += (size_t)n + f.payload_len;
 		last = f;
 		fed = true;
 	}

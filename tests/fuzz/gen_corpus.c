@@ -3,7 +3,8 @@
  * gen_corpus OUTDIR - write the seed corpora of the fuzz targets:
  * OUTDIR/fuzz_wire (a header of every opcode, a few broken ones),
  * OUTDIR/fuzz_handshake (peer transcripts: successful handshakes with and
- * without a key, in both roles, and each failure path) and OUTDIR/fuzz_desc
+ * without a key, in both roles, and each failure path, HELLOs altered in
+ * transit included) and OUTDIR/fuzz_desc
  * (valid and broken descriptors). Deterministic: rerunning it rewrites the
  * same bytes. The output is committed under tests/fuzz/corpus/:
  *
@@ -192,20 +193,32 @@ static void gen_wire(void)
 
 static uint8_t key[32];
 
-/* The peer's READY to the target, with the right proof for key @k. */
+/* @f's HELLO as the READY proofs cover it: flags byte, then extension. */
+static void hello_bytes(const struct plx__frame *f,
+			uint8_t out[PLX__AUTH_HELLO_BYTES])
+{
+	uint8_t b[PLX__WIRE_HDR_MAX];
+
+	plx__wire_encode(f, b);
+	out[0] = b[3];
+	memcpy(out + 1, b + PLX__WIRE_BASE, PLX__AUTH_HELLO_BYTES - 1);
+}
+
+/*
+ * The peer's READY to the target (role @our_role, keyed when @k), with the
+ * right proof for key @k over the peer's HELLO @peer_hello and ours.
+ */
 static struct plx__frame peer_ready(const struct plx__frame *peer_hello,
-				    const uint8_t *k)
+				    uint8_t our_role, const uint8_t *k)
 {
 	struct plx__frame f = frame(PLX__OP_READY, 0, 0);
-	uint8_t our_node[16], our_nonce[32];
-	const struct plx__hello *h = &peer_hello->hello;
+	uint8_t ours[PLX__AUTH_HELLO_BYTES], theirs[PLX__AUTH_HELLO_BYTES];
 
 	if (!k)
 		return f;
-	fuzz_hs_node(our_node);
-	fuzz_hs_nonce(our_nonce);
-	plx__auth_proof(f.proof, k, h->role, h->nonce, our_nonce, h->node_id,
-			h->epoch, our_node, FUZZ_HS_EPOCH);
+	fuzz_hs_our_hello(ours, our_role, 1);
+	hello_bytes(peer_hello, theirs);
+	plx__auth_proof(f.proof, k, theirs, ours);
 	return f;
 }
 
@@ -232,7 +245,7 @@ static void gen_handshake(void)
 
 			v[0] = hello(our_role ^ 1, auth, "fuzz-node-peer!!",
 				     PEER_EPOCH);
-			v[1] = peer_ready(&v[0], auth ? key : NULL);
+			v[1] = peer_ready(&v[0], our_role, auth ? key : NULL);
 			snprintf(name, sizeof(name), "%s-ok-we%u", a, our_role);
 			put_transcript(name, v, 2);
 
@@ -265,8 +278,28 @@ static void gen_handshake(void)
 		put_transcript(name, v, 1);
 		v[0].hello.version = 9;
 		v[0].hello.caps = 0xffffffffu;
-		v[1] = peer_ready(&v[0], NULL);
+		v[1] = peer_ready(&v[0], our_role, NULL);
 		snprintf(name, sizeof(name), "version9-we%u", our_role);
+		put_transcript(name, v, 2);
+		/* the same with a key: the proof covers version 9 */
+		v[0].flags = PLX__HELLO_AUTH;
+		v[1] = peer_ready(&v[0], our_role, key);
+		snprintf(name, sizeof(name), "auth-version9-we%u", our_role);
+		put_transcript(name, v, 2);
+
+		/*
+		 * A man in the middle changed the peer's HELLO after the
+		 * peer built its proof over the original: PLX_EAUTH.
+		 */
+		v[0] = hello(our_role ^ 1, true, "fuzz-node-peer!!",
+			     PEER_EPOCH);
+		v[1] = peer_ready(&v[0], our_role, key);
+		v[0].hello.caps = 0; /* capabilities stripped */
+		snprintf(name, sizeof(name), "auth-mitm-caps-we%u", our_role);
+		put_transcript(name, v, 2);
+		v[0].hello.caps = PLX__CAP_ALL;
+		v[0].hello.conn_index = 1;
+		snprintf(name, sizeof(name), "auth-mitm-conn-we%u", our_role);
 		put_transcript(name, v, 2);
 	}
 

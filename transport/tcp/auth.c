@@ -42,36 +42,23 @@ int plx__auth_key_derive(uint8_t key[32], const void *psk, size_t psk_len)
 	return 0;
 }
 
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	unsigned int i;
-
-	for (i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 void plx__auth_proof(uint8_t out[32], const uint8_t key[32],
-		     uint8_t sender_role, const uint8_t sender_nonce[32],
-		     const uint8_t receiver_nonce[32],
-		     const uint8_t sender_node[16], uint64_t sender_epoch,
-		     const uint8_t receiver_node[16], uint64_t receiver_epoch)
+		     const uint8_t sender_hello[PLX__AUTH_HELLO_BYTES],
+		     const uint8_t receiver_hello[PLX__AUTH_HELLO_BYTES])
 {
 	crypto_auth_hmacsha256_state st;
-	uint8_t epoch[8];
 
+	/*
+	 * Fixed-size fields only, so the concatenation is unambiguous
+	 * without length prefixes.
+	 */
 	crypto_auth_hmacsha256_init(&st, key, PLX__AUTH_KEY_BYTES);
 	crypto_auth_hmacsha256_update(
 		&st, (const unsigned char *)plx__auth_ready_label,
 		sizeof(plx__auth_ready_label) - 1);
-	crypto_auth_hmacsha256_update(&st, &sender_role, 1);
-	crypto_auth_hmacsha256_update(&st, sender_nonce, 32);
-	crypto_auth_hmacsha256_update(&st, receiver_nonce, 32);
-	crypto_auth_hmacsha256_update(&st, sender_node, 16);
-	put_le64(epoch, sender_epoch);
-	crypto_auth_hmacsha256_update(&st, epoch, sizeof(epoch));
-	crypto_auth_hmacsha256_update(&st, receiver_node, 16);
-	put_le64(epoch, receiver_epoch);
-	crypto_auth_hmacsha256_update(&st, epoch, sizeof(epoch));
+	crypto_auth_hmacsha256_update(&st, sender_hello, PLX__AUTH_HELLO_BYTES);
+	crypto_auth_hmacsha256_update(&st, receiver_hello,
+				      PLX__AUTH_HELLO_BYTES);
 	crypto_auth_hmacsha256_final(&st, out);
 	/* the state holds key-derived pads */
 	sodium_memzero(&st, sizeof(st));

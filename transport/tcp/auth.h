@@ -35,17 +35,26 @@ int plx__auth_init(void);
 int plx__auth_key_derive(uint8_t key[32], const void *psk, size_t psk_len);
 
 /*
- * plx__auth_proof() - the READY proof a sender computes: HMAC-SHA-256 under
- * @key over "pollux-tcp-v1-ready" (19 bytes, no NUL) || sender_role (1) ||
- * sender_nonce (32) || receiver_nonce (32) || sender_node (16) ||
- * sender_epoch (8, LE) || receiver_node (16) || receiver_epoch (8, LE).
+ * A HELLO as the proof covers it: the frame's flags byte (offset 3)
+ * followed by its 64-byte extension (offsets 16..79), exactly as on the
+ * wire (wire.h). The base header's other fields are fixed (magic, opcode)
+ * or carry nothing in a HELLO (payload_len 0, id unused).
+ */
+#define PLX__AUTH_HELLO_BYTES 65
+
+/*
+ * plx__auth_proof() - the READY proof a sender computes: HMAC-SHA-256
+ * under @key over "pollux-tcp-v1-ready" (19 bytes, no NUL) ||
+ * @sender_hello (65) || @receiver_hello (65), each a HELLO as above. The
+ * sender's own HELLO as it sent it comes first, the receiver's as the
+ * sender received it second; the receiver verifies with the same two
+ * HELLOs from its side, so any change to either HELLO in transit (version,
+ * role, conn_index, caps, node id, epoch, nonce, flags) fails the proof.
  * Thread context: any thread.
  */
 void plx__auth_proof(uint8_t out[32], const uint8_t key[32],
-		     uint8_t sender_role, const uint8_t sender_nonce[32],
-		     const uint8_t receiver_nonce[32],
-		     const uint8_t sender_node[16], uint64_t sender_epoch,
-		     const uint8_t receiver_node[16], uint64_t receiver_epoch);
+		     const uint8_t sender_hello[PLX__AUTH_HELLO_BYTES],
+		     const uint8_t receiver_hello[PLX__AUTH_HELLO_BYTES]);
 
 /*
  * plx__auth_verify() - compare two proofs in constant time.

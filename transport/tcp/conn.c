@@ -100,6 +100,8 @@ void plx__conn_free(struct plx__conn *c)
 		close(c->fd);
 	if (c->rx_paused)
 		t->paused--;
+	if (c->tx_dirty)
+		t->ndirty--;
 	if (c->rx_slot >= 0)
 		t->slot_free[t->nslot_free++] = (uint32_t)c->rx_slot;
 	if (c->rx_poolbuf)
@@ -198,6 +200,10 @@ int plx__conn_flush(struct plx__conn *c)
 	struct msghdr msg = {.msg_iov = iov};
 	ssize_t n;
 
+	if (c->tx_dirty) {
+		c->tx_dirty = false;
+		c->t->ndirty--;
+	}
 	while (c->txq_head && c->fd >= 0 && c->state != PLX__C_CONNECTING) {
 		int k = 0;
 
@@ -779,6 +785,10 @@ static void send_ack(struct plx__conn *c)
 int plx__conn_rx(struct plx__conn *c)
 {
 	int events = 0, rc = 0;
+	/* a read shorter than asked for emptied the socket: do not pay a
+	 * syscall to hear EAGAIN (level-triggered epoll, or the next direct
+	 * poll, sees anything that arrives later) */
+	bool drained = false;
 
 	for (int round = 0; round < 8 && c->state != PLX__C_DEAD; round++) {
 		ssize_t n;
@@ -789,10 +799,13 @@ int plx__conn_rx(struct plx__conn *c)
 
 			if (!c->rx_dst && want > PLX__TCP_STAGE)
 				want = PLX__TCP_STAGE;
+			if (drained)
+				break;
 			n = recv(c->fd, dst, want, MSG_DONTWAIT);
 			if (n > 0) {
 				c->last_rx_ns = plx_now_ns();
 				c->pings_out = 0;
+				drained = (uint64_t)n < want;
 				if (c->rx_dst)
 					c->rx_dst += n;
 				c->rx_left -= (uint64_t)n;
@@ -816,11 +829,15 @@ int plx__conn_rx(struct plx__conn *c)
 				c->rx_end -= c->rx_start;
 				c->rx_start = 0;
 			}
+			if (drained)
+				break;
 			n = recv(c->fd, c->stage + c->rx_end,
 				 PLX__TCP_STAGE - c->rx_end, MSG_DONTWAIT);
 			if (n > 0) {
 				c->last_rx_ns = plx_now_ns();
 				c->pings_out = 0;
+				drained = (uint32_t)n <
+					  PLX__TCP_STAGE - c->rx_end;
 				c->rx_end += (uint32_t)n;
 				events++;
 				continue;
@@ -847,10 +864,36 @@ int plx__conn_rx(struct plx__conn *c)
 		return events + 1;
 	}
 	send_ack(c);
-	rc = plx__conn_flush(c);
-	if (rc)
-		plx__conn_fail(c, rc);
+	/* what this read queued (the ACK, responses) leaves with the next
+	 * submission on this connection, or at the next poll: an echo sent
+	 * from the completion callback then carries the ACK in one syscall */
+	if (c->txq_head && !c->want_out)
+		plx__conn_mark_dirty(c);
 	return events;
+}
+
+void plx__conn_mark_dirty(struct plx__conn *c)
+{
+	if (c->tx_dirty)
+		return;
+	c->tx_dirty = true;
+	c->t->ndirty++;
+}
+
+/* Flush every connection with queued frames (start of the socket phase,
+ * and before the owner sleeps). */
+void plx__tcp_flush_dirty(struct plx__tcp *t)
+{
+	for (struct plx__conn *c = t->conns; c && t->ndirty; c = c->next) {
+		int rc;
+
+		if (!c->tx_dirty || c->reap)
+			continue;
+		rc = plx__conn_flush(c);
+		if (rc)
+			plx__conn_fail(c, rc);
+	}
+	t->ndirty = 0;
 }
 
 /* Try again on a paused connection (a receive was posted, a slot or a

@@ -212,7 +212,7 @@ static void conn_submit(struct plx__conn *c, struct plx__op *o)
 		o->tx.payload_len = f.payload_len;
 	}
 	plx__conn_queue(c, &o->tx);
-	if (c->txq_n == 1 && !o->ep->corked) {
+	if (!c->want_out && !o->ep->corked) {
 		/* eager: an idle connection sends right away */
 		rc = plx__conn_flush(c);
 		if (rc)
@@ -446,6 +446,28 @@ static bool conn_wins(const struct plx__conn *c, const uint8_t *self,
 	return memcmp(opener, other, 16) < 0;
 }
 
+static struct plx__unexp **unexp_find(struct plx_ep *ep, uint64_t tag,
+				      uint64_t mask);
+static void recv_unexpected(struct plx_ep *ep, struct plx__op *o,
+			    struct plx__unexp **pp);
+
+/* Give waiting unexpected messages to posted receives, in posting order
+ * (after a merge brought receives and messages together). */
+static void match_unexpected(struct plx_ep *ep)
+{
+	struct plx__op *o, *next;
+
+	for (o = ep->posted.head; o && ep->unexp_head; o = next) {
+		struct plx__unexp **pp = unexp_find(ep, o->tag, o->mask);
+
+		next = o->next;
+		if (!pp)
+			continue;
+		plx__oplist_remove(&ep->posted, o);
+		recv_unexpected(ep, o, pp);
+	}
+}
+
 static void merge(struct plx_ep *from, struct plx_ep *into)
 {
 	struct plx__op *o;
@@ -473,6 +495,16 @@ static void merge(struct plx_ep *from, struct plx_ep *into)
 		into->conns = c;
 	}
 	from->conn = NULL;
+	while (from->unexp_head) {
+		struct plx__unexp *u = from->unexp_head;
+
+		from->unexp_head = u->next;
+		from->nunexp--;
+		plx__unexp_push(into, u->tag, u->len, (int)u->slot);
+	}
+	from->unexp_tail = NULL;
+	/* messages may have reached @into before these receives joined it */
+	match_unexpected(into);
 }
 
 /* A striped data connection joins the session it belongs to: same node,

@@ -11,9 +11,13 @@
  *
  * Authentication: a side with a key sets PLX__HELLO_AUTH and requires the
  * peer to set it too; both sides then prove knowledge of the key in READY
- * with an HMAC over both nonces, both node ids and epochs and the sender's
- * role (auth.h). The role is bound, so a proof cannot be reflected back to
- * its sender; a peer that echoes our own nonce is refused outright.
+ * with an HMAC over both complete HELLOs, the sender's first (auth.h).
+ * Each side uses its own HELLO as it sent it and the peer's as it received
+ * it, so a HELLO altered in transit (caps stripped, version or conn_index
+ * changed, flags flipped) makes both proofs fail: PLX_EAUTH on both sides.
+ * The HELLOs carry the roles, nonces, node ids and epochs, so the proof is
+ * fresh and cannot be reflected back to its sender; a peer that echoes our
+ * own nonce is refused outright.
  */
 #include <string.h>
 
@@ -21,6 +25,24 @@
 #include "reactor/internal.h"
 #include "transport/tcp/auth.h"
 #include "transport/tcp/handshake.h"
+
+/* The flags byte's offset in every frame (wire.h, base header). */
+#define HS_OFF_FLAGS 3
+
+/* flags || HELLO extension, and the extension is the largest one (wire.c) */
+_Static_assert(PLX__AUTH_HELLO_BYTES == 1 + PLX__WIRE_HDR_MAX - PLX__WIRE_BASE,
+	       "HELLO proof bytes");
+
+/*
+ * Copy the HELLO frame encoded at @frame (PLX__WIRE_HDR_MAX bytes) into
+ * @out in the form the proof covers.
+ */
+static void hs_hello_bytes(uint8_t out[PLX__AUTH_HELLO_BYTES],
+			   const uint8_t *frame)
+{
+	out[0] = frame[HS_OFF_FLAGS];
+	memcpy(out + 1, frame + PLX__WIRE_BASE, PLX__AUTH_HELLO_BYTES - 1);
+}
 
 int plx__hs_init(struct plx__hs *hs, const uint8_t node_id[16], uint64_t epoch,
 		 uint8_t role, uint8_t conn_index, uint32_t caps,
@@ -54,6 +76,7 @@ int plx__hs_init(struct plx__hs *hs, const uint8_t node_id[16], uint64_t epoch,
 int plx__hs_hello(struct plx__hs *hs, uint8_t *out)
 {
 	struct plx__frame f;
+	int n;
 
 	if (hs->hello_sent)
 		return PLX_EALREADY;
@@ -67,8 +90,11 @@ int plx__hs_hello(struct plx__hs *hs, uint8_t *out)
 	memcpy(f.hello.node_id, hs->node_id, sizeof(f.hello.node_id));
 	f.hello.epoch = hs->epoch;
 	memcpy(f.hello.nonce, hs->nonce, sizeof(f.hello.nonce));
+	n = plx__wire_encode(&f, out);
+	/* keep exactly what goes on the wire: our proofs cover it */
+	hs_hello_bytes(hs->hello_ours, out);
 	hs->hello_sent = true;
-	return plx__wire_encode(&f, out);
+	return n;
 }
 
 const struct plx__hello *plx__hs_peer(const struct plx__hs *hs)
@@ -98,14 +124,10 @@ static int hs_fail(struct plx__hs *hs, int status, uint8_t *out,
 /* The READY proof we send (@ours) or expect from the peer (!@ours). */
 static void hs_proof(const struct plx__hs *hs, bool ours, uint8_t out[32])
 {
-	const struct plx__hello *p = &hs->peer;
-
 	if (ours)
-		plx__auth_proof(out, hs->key, hs->role, hs->nonce, p->nonce,
-				hs->node_id, hs->epoch, p->node_id, p->epoch);
+		plx__auth_proof(out, hs->key, hs->hello_ours, hs->hello_peer);
 	else
-		plx__auth_proof(out, hs->key, p->role, p->nonce, hs->nonce,
-				p->node_id, p->epoch, hs->node_id, hs->epoch);
+		plx__auth_proof(out, hs->key, hs->hello_peer, hs->hello_ours);
 }
 
 static int hs_on_hello(struct plx__hs *hs, const struct plx__frame *f,
@@ -113,6 +135,7 @@ static int hs_on_hello(struct plx__hs *hs, const struct plx__frame *f,
 {
 	const struct plx__hello *h = &f->hello;
 	bool peer_auth = f->flags & PLX__HELLO_AUTH;
+	uint8_t enc[PLX__WIRE_HDR_MAX];
 	struct plx__frame r;
 	uint16_t version;
 
@@ -138,6 +161,14 @@ static int hs_on_hello(struct plx__hs *hs, const struct plx__frame *f,
 	if (h->role != (hs->role ^ 1))
 		return hs_fail(hs, PLX_EPROTO, out, out_len);
 
+	/*
+	 * The transport hands us the decoded frame, not its bytes; encoding
+	 * it again gives the bytes received, since every bit of a HELLO's
+	 * flags byte and extension is decoded into @f (the parser has no
+	 * padding or ignored bits to lose there).
+	 */
+	(void)plx__wire_encode(f, enc); /* a HELLO: cannot fail */
+	hs_hello_bytes(hs->hello_peer, enc);
 	hs->peer = *h;
 	hs->hello_received = true;
 	hs->version = version;

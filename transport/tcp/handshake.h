@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "transport/tcp/auth.h"
 #include "transport/tcp/wire.h"
 
 /* Read fields, but let only handshake.c write them. */
@@ -35,6 +36,13 @@ struct plx__hs {
 	/* state */
 	uint8_t nonce[PLX__WIRE_NONCE]; /* our challenge, from plx__random */
 	struct plx__hello peer;		/* the peer's HELLO, once received */
+	/*
+	 * Both HELLOs as the READY proofs cover them (flags byte, then the
+	 * 64-byte extension; auth.h): ours as sent, set by plx__hs_hello();
+	 * the peer's as received, set with hello_received.
+	 */
+	uint8_t hello_ours[PLX__AUTH_HELLO_BYTES];
+	uint8_t hello_peer[PLX__AUTH_HELLO_BYTES];
 	bool hello_sent;
 	bool hello_received;
 	bool ready_sent;
@@ -57,8 +65,9 @@ int plx__hs_init(struct plx__hs *hs, const uint8_t node_id[16], uint64_t epoch,
 
 /*
  * plx__hs_hello() - encode our HELLO (PLX__HELLO_AUTH set when we have a
- * key) into @out, which holds PLX__WIRE_HDR_MAX bytes. Call once, as soon
- * as the TCP connection is up, before any plx__hs_input().
+ * key) into @out, which holds PLX__WIRE_HDR_MAX bytes, and keep it for
+ * the READY proofs: send it unchanged. Call once, as soon as the TCP
+ * connection is up, before any plx__hs_input().
  * Return: the frame size (> 0); PLX_EALREADY (already called).
  */
 int plx__hs_hello(struct plx__hs *hs, uint8_t *out);

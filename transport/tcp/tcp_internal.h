@@ -153,7 +153,8 @@ struct plx__conn {
 	bool rx_paused; /* waiting for a receive or a slot */
 	bool close_sent;
 	bool close_rcvd;
-	bool reap; /* dead: freed at the end of the socket phase */
+	bool reap;     /* dead: freed at the end of the socket phase */
+	bool tx_dirty; /* frames queued, to flush at the next poll */
 	uint64_t hs_deadline;
 	struct plx__hs hs;
 
@@ -249,6 +250,8 @@ struct plx__tcp {
 	bool kick;	 /* retry paused conns in the next poll */
 	bool ev_pending; /* some endpoint has events to report */
 	uint32_t nreap;	 /* dead conns awaiting free */
+	uint32_t ndirty; /* conns with tx_dirty */
+	uint32_t npolls; /* socket-phase count (direct polling cadence) */
 	/* pieces of split ops */
 	struct plx__op *pieces;
 	uint32_t *piece_free;
@@ -277,6 +280,8 @@ struct plx__ctrl *plx__conn_ctrl(struct plx__conn *c);
 int plx__conn_send_ctrl(struct plx__conn *c, const struct plx__frame *f,
 			const void *payload, uint64_t len);
 int plx__conn_rx(struct plx__conn *c);
+void plx__conn_mark_dirty(struct plx__conn *c);
+void plx__tcp_flush_dirty(struct plx__tcp *t);
 void plx__conn_start_handshake(struct plx__conn *c);
 
 /* ep.c */

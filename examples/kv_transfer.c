@@ -1,0 +1,625 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kv_transfer: KV-cache blocks from a "prefill" process into a "decode"
+ * process's memory, with a per-block "ready" notification.
+ *
+ * decode   formats caller memory as a pool of KV blocks (plx_pool_*),
+ *          registers it for remote writes (plx_mem_register) and
+ *          publishes it under a name (plx_mem_name). When prefill
+ *          connects, it takes a buffer from the pool for every block of
+ *          the request and sends prefill the table of their offsets.
+ *          Each block's arrival is announced by the write_imm
+ *          notification (plx_tcp_config.imm_cb, imm = block id); the loop
+ *          then checks the block's contents and returns it to the pool.
+ * prefill  fills its own registered pool with the blocks (a pattern
+ *          derived from the block id and a seed), finds decode's pool by
+ *          name (plx_ep_resolve), receives the offset table, and writes
+ *          every block with plx_ep_write_imm (imm = block id), keeping a
+ *          window of writes in flight.
+ *
+ *   kv_transfer [--blocks N] [--block-size BYTES] [--window W] [--seed S]
+ *          one command: decode here (CPU 0), prefill in a forked child
+ *          (CPU 1)
+ *   kv_transfer --role decode [--port P] [options]
+ *   kv_transfer --role prefill --host ADDR --port P [options]
+ *          two processes (both must be given the same options)
+ *
+ * Prints blocks/s and GB/s on each side and "all N blocks verified".
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pollux/pollux.h"
+#include "pollux/tcp.h"
+
+#define POOL_NAME "kv/decode/pool0"
+#define TAG_TABLE 0x7ab1eull
+#define RUN_NS 60000000000ull	  /* a transfer must finish within 60 s */
+#define CONNECT_NS 10000000000ull /* decode waits this long for prefill */
+#define MAX_WINDOW 256
+#define DEFAULT_PORT 18516
+
+struct params {
+	uint32_t blocks;
+	size_t block_size;
+	uint32_t window;
+	uint64_t seed;
+};
+
+/* The contents of block @id: one 64-bit word per 8 bytes. */
+static uint64_t pattern(const struct params *p, uint32_t id, size_t word)
+{
+	uint64_t x = p->seed ^ ((uint64_t)id << 32) ^ word;
+
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return x;
+}
+
+static void fill(const struct params *p, uint8_t *blk, uint32_t id)
+{
+	for (size_t w = 0; w < p->block_size / 8; w++) {
+		uint64_t v = pattern(p, id, w);
+
+		memcpy(blk + w * 8, &v, 8);
+	}
+}
+
+static int check(const struct params *p, const uint8_t *blk, uint32_t id)
+{
+	for (size_t w = 0; w < p->block_size / 8; w++) {
+		uint64_t v = pattern(p, id, w), got;
+
+		memcpy(&got, blk + w * 8, 8);
+		if (got != v)
+			return -1;
+	}
+	return 0;
+}
+
+/* Caller memory for a pool of @count blocks, formatted. */
+static uint8_t *pool_make(struct plx_pool *pool, const struct params *p,
+			  size_t *len_out)
+{
+	size_t len = plx_pool_memsize(p->block_size, p->blocks);
+	uint8_t *mem = len ? aligned_alloc(4096, (len + 4095) & ~4095ul) : NULL;
+	int rc;
+
+	if (!mem) {
+		fprintf(stderr, "out of memory for the pool\n");
+		return NULL;
+	}
+	/* touch every page now: a page fault on the data path costs more
+	 * than the copy (huge pages would do as well) */
+	memset(mem, 0, len);
+	rc = plx_pool_init(pool, mem, len, p->block_size, p->blocks);
+	if (rc) {
+		fprintf(stderr, "plx_pool_init: %s\n", plx_strerror(rc));
+		free(mem);
+		return NULL;
+	}
+	*len_out = len;
+	return mem;
+}
+
+/* One busy-polling process per CPU, when there are two. */
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static int reactor_done(struct plx_reactor *r)
+{
+	uint64_t end = plx_now_ns() + 5000000000ull;
+	int rc;
+
+	plx_tcp_shutdown(r);
+	while ((rc = plx_reactor_fini(r)) == PLX_EBUSY && plx_now_ns() < end)
+		plx_reactor_poll(r);
+	if (rc)
+		fprintf(stderr, "plx_reactor_fini: %s\n", plx_strerror(rc));
+	return rc ? 1 : 0;
+}
+
+/* ---- decode ------------------------------------------------------------- */
+
+struct decode {
+	struct plx_reactor r;
+	const struct params *p;
+	struct plx_pool pool;
+	uint8_t *mem;
+	struct plx_ep *ep; /* prefill */
+	int down;
+	uint8_t **slot;	 /* block id -> its buffer */
+	uint32_t *ready; /* ids announced, not yet checked */
+	uint32_t nready;
+	uint32_t arrived, verified, bad;
+	uint64_t first_ns, last_ns;
+};
+
+static void decode_event(struct plx_reactor *r, struct plx_ep *ep, int event,
+			 int status, void *arg)
+{
+	struct decode *d = arg;
+
+	(void)r;
+	if (event == PLX_EP_ACCEPTED && !d->ep)
+		d->ep = ep;
+	if (event == PLX_EP_DOWN && ep == d->ep) {
+		d->down = 1;
+		if (d->verified < d->p->blocks)
+			fprintf(stderr, "decode: prefill went away: %s\n",
+				plx_strerror(status));
+	}
+}
+
+/* "Block ready": the data is in place. Only note it here; the loop does
+ * the checking, so the notification handler stays short. */
+static void block_ready(struct plx_reactor *r, struct plx_ep *ep, uint32_t imm,
+			uint64_t addr, uint64_t len, void *arg)
+{
+	struct decode *d = arg;
+	uint64_t now = plx_now_ns();
+
+	(void)r;
+	(void)ep;
+	if (imm >= d->p->blocks || !d->slot[imm] ||
+	    addr != (uint64_t)(uintptr_t)d->slot[imm] ||
+	    len != d->p->block_size) {
+		fprintf(stderr,
+			"decode: unexpected block %u (%" PRIu64 " bytes)\n",
+			imm, len);
+		d->bad++;
+		return;
+	}
+	if (!d->arrived++)
+		d->first_ns = now;
+	d->last_ns = now;
+	d->ready[d->nready++] = imm;
+}
+
+static int run_decode(const struct params *p, const char *addr, uint16_t port,
+		      int port_fd)
+{
+	static struct decode d;
+	struct plx_tcp_config cfg;
+	struct plx_region reg;
+	struct plx_op op;
+	uint64_t *table = calloc(p->blocks, sizeof(*table));
+	uint64_t end;
+	size_t len = 0;
+	uint16_t bound = 0;
+	int rc, sent = 0, status = 1, registered = 0;
+
+	memset(&d, 0, sizeof(d));
+	d.p = p;
+	d.slot = calloc(p->blocks, sizeof(*d.slot));
+	d.ready = calloc(p->blocks, sizeof(*d.ready));
+	d.mem = pool_make(&d.pool, p, &len);
+	if (!table || !d.slot || !d.ready || !d.mem)
+		goto out_free;
+	rc = plx_reactor_init(&d.r, NULL);
+	if (rc) {
+		fprintf(stderr, "plx_reactor_init: %s\n", plx_strerror(rc));
+		goto out_free;
+	}
+	plx_tcp_config_init(&cfg);
+	cfg.event_cb = decode_event;
+	cfg.imm_cb = block_ready;
+	cfg.cb_arg = &d;
+	rc = plx_tcp_init(&d.r, &cfg);
+	/* the whole pool memory is one region; peers may only write it */
+	if (!rc)
+		rc = plx_mem_register(&d.r, &reg, d.mem, len,
+				      PLX_ACCESS_REMOTE_WRITE);
+	registered = !rc;
+	if (!rc)
+		rc = plx_mem_name(&d.r, &reg, POOL_NAME);
+	if (!rc)
+		rc = plx_tcp_listen(&d.r, addr, port, &bound);
+	if (rc) {
+		fprintf(stderr, "decode set-up: %s\n", plx_strerror(rc));
+		goto out_reactor;
+	}
+	if (port_fd >= 0) {
+		/* tell the forked prefill where to connect */
+		if (write(port_fd, &bound, sizeof(bound)) != sizeof(bound))
+			goto out_reactor;
+		close(port_fd);
+		port_fd = -1;
+	} else {
+		printf("decode: pool \"%s\" (%u blocks of %zu bytes), "
+		       "listening on port %u\n",
+		       POOL_NAME, p->blocks, p->block_size, bound);
+		fflush(stdout);
+	}
+
+	/* the request's blocks: one pool buffer each */
+	for (uint32_t i = 0; i < p->blocks; i++) {
+		d.slot[i] = plx_pool_get(&d.pool);
+		if (!d.slot[i])
+			goto out_reactor;
+		table[i] = (uint64_t)(d.slot[i] - d.mem);
+	}
+	plx_op_init(&op, NULL, NULL);
+	end = plx_now_ns() + CONNECT_NS;
+	while (!d.ep && plx_now_ns() < end)
+		plx_reactor_poll(&d.r);
+	if (!d.ep) {
+		fprintf(stderr, "decode: no prefill connected\n");
+		goto out_reactor;
+	}
+	rc = plx_ep_send(d.ep, &op, table, p->blocks * sizeof(*table),
+			 TAG_TABLE);
+	if (rc) {
+		fprintf(stderr, "decode: send table: %s\n", plx_strerror(rc));
+		goto out_reactor;
+	}
+	sent = 1;
+	end = plx_now_ns() + RUN_NS;
+	while (d.verified + d.bad < p->blocks && !d.down &&
+	       plx_now_ns() < end) {
+		plx_reactor_poll(&d.r);
+		while (d.nready) {
+			uint32_t id = d.ready[--d.nready];
+
+			if (check(p, d.slot[id], id)) {
+				fprintf(stderr, "decode: block %u corrupt\n",
+					id);
+				d.bad++;
+			} else {
+				d.verified++;
+			}
+			/* consumed: the buffer goes back to the pool */
+			plx_pool_put(&d.pool, d.slot[id]);
+			d.slot[id] = NULL;
+		}
+	}
+	if (d.verified == p->blocks && !d.bad) {
+		double s = (double)(d.last_ns - d.first_ns) / 1e9;
+
+		printf("decode: all %u blocks verified; first to last "
+		       "notification %.3f ms",
+		       p->blocks, s * 1e3);
+		if (s > 0)
+			printf(" (%.0f blocks/s, %.2f GB/s)",
+			       (double)(p->blocks - 1) / s,
+			       (double)(p->blocks - 1) * (double)p->block_size /
+				       s / 1e9);
+		printf("\n");
+		status = 0;
+	} else {
+		fprintf(stderr, "decode: %u of %u blocks verified, %u bad\n",
+			d.verified, p->blocks, d.bad);
+	}
+	/* let prefill see its last completions before we go */
+	end = plx_now_ns() + 2000000000ull;
+	while (!d.down && plx_now_ns() < end)
+		plx_reactor_poll(&d.r);
+out_reactor:
+	while (sent && !plx_req_test_mt(&op.req))
+		plx_reactor_poll(&d.r);
+	if (registered)
+		plx_mem_deregister(&d.r, &reg);
+	if (reactor_done(&d.r))
+		status = 1;
+out_free:
+	if (port_fd >= 0)
+		close(port_fd);
+	free(d.mem);
+	free(d.slot);
+	free(d.ready);
+	free(table);
+	return status;
+}
+
+/* ---- prefill ------------------------------------------------------------ */
+
+struct prefill {
+	struct plx_reactor r;
+	int connected, down;
+	struct plx_op ops[MAX_WINDOW];
+	uint32_t free_ops[MAX_WINDOW];
+	uint32_t nfree;
+	uint32_t completed, failed;
+	int finished; /* every block written: a close is expected */
+};
+
+static void prefill_event(struct plx_reactor *r, struct plx_ep *ep, int event,
+			  int status, void *arg)
+{
+	struct prefill *f = arg;
+
+	(void)r;
+	(void)ep;
+	if (event == PLX_EP_CONNECTED)
+		f->connected = 1;
+	if (event == PLX_EP_DOWN && !f->down) {
+		f->down = 1;
+		if (!f->finished)
+			fprintf(stderr, "prefill: decode went away: %s\n",
+				plx_strerror(status));
+	}
+}
+
+static void write_done(struct plx_reactor *r, struct plx_req *req)
+{
+	struct prefill *f = req->user;
+	struct plx_op *op = (struct plx_op *)req;
+
+	(void)r;
+	if (req->status) {
+		fprintf(stderr, "prefill: write_imm: %s\n",
+			plx_strerror(req->status));
+		f->failed++;
+	}
+	f->completed++;
+	f->free_ops[f->nfree++] = (uint32_t)(op - f->ops);
+}
+
+/* Wait (polling) for a handle-mode op. */
+static int wait_op(struct plx_reactor *r, struct plx_op *op, uint64_t ns)
+{
+	uint64_t end = plx_now_ns() + ns;
+
+	while (!plx_req_test_mt(&op->req) && plx_now_ns() < end)
+		plx_reactor_poll(r);
+	if (plx_req_test_mt(&op->req))
+		return op->req.status;
+	plx_op_cancel(r, op);
+	while (!plx_req_test_mt(&op->req))
+		plx_reactor_poll(r);
+	return PLX_ETIMEDOUT;
+}
+
+static int run_prefill(const struct params *p, const char *host, uint16_t port)
+{
+	static struct prefill f;
+	struct plx_tcp_config cfg;
+	struct plx_pool pool;
+	struct plx_region reg;
+	struct plx_desc dst;
+	struct plx_ep *ep;
+	struct plx_op rop, nop;
+	uint64_t *table = calloc(p->blocks, sizeof(*table));
+	uint8_t **blk = calloc(p->blocks, sizeof(*blk));
+	uint8_t *mem;
+	size_t len = 0;
+	uint64_t t0, t1, end;
+	uint32_t next = 0;
+	int rc, status = 1, registered = 0;
+
+	memset(&f, 0, sizeof(f));
+	mem = pool_make(&pool, p, &len);
+	if (!table || !blk || !mem)
+		goto out_free;
+	/* the blocks this prefill produced */
+	for (uint32_t i = 0; i < p->blocks; i++) {
+		blk[i] = plx_pool_get(&pool);
+		fill(p, blk[i], i);
+	}
+	rc = plx_reactor_init(&f.r, NULL);
+	if (rc) {
+		fprintf(stderr, "plx_reactor_init: %s\n", plx_strerror(rc));
+		goto out_free;
+	}
+	plx_tcp_config_init(&cfg);
+	cfg.event_cb = prefill_event;
+	cfg.cb_arg = &f;
+	rc = plx_tcp_init(&f.r, &cfg);
+	/* registered like decode's: an RDMA transport would need it */
+	if (!rc)
+		rc = plx_mem_register(&f.r, &reg, mem, len,
+				      PLX_ACCESS_REMOTE_READ);
+	registered = !rc;
+	if (!rc)
+		rc = plx_tcp_connect(&f.r, host, port, &ep);
+	if (rc) {
+		fprintf(stderr, "prefill set-up: %s\n", plx_strerror(rc));
+		goto out_reactor;
+	}
+	/* both may be submitted before the connection is up */
+	plx_op_init(&rop, NULL, NULL);
+	plx_op_init(&nop, NULL, NULL);
+	rc = plx_ep_recv(ep, &rop, table, p->blocks * sizeof(*table), TAG_TABLE,
+			 ~0ull);
+	if (!rc)
+		rc = plx_ep_resolve(ep, &nop, POOL_NAME, &dst);
+	if (rc) {
+		fprintf(stderr, "prefill: %s\n", plx_strerror(rc));
+		goto out_reactor;
+	}
+	rc = wait_op(&f.r, &nop, CONNECT_NS);
+	if (rc) {
+		fprintf(stderr, "prefill: resolve \"%s\": %s\n", POOL_NAME,
+			plx_strerror(rc));
+		wait_op(&f.r, &rop, 0);
+		goto out_reactor;
+	}
+	rc = wait_op(&f.r, &rop, CONNECT_NS);
+	if (rc || rop.req.bytes != p->blocks * sizeof(*table)) {
+		fprintf(stderr, "prefill: block table: %s\n",
+			rc ? plx_strerror(rc) : "wrong size");
+		goto out_reactor;
+	}
+	for (uint32_t i = 0; i < p->window; i++) {
+		plx_op_init(&f.ops[i], write_done, &f);
+		f.free_ops[f.nfree++] = i;
+	}
+	t0 = plx_now_ns();
+	end = t0 + RUN_NS;
+	while (f.completed < p->blocks && !f.down && plx_now_ns() < end) {
+		if (f.nfree && next < p->blocks) {
+			/* one batch: one sendmsg for all we can start */
+			plx_ep_batch_begin(ep);
+			while (f.nfree && next < p->blocks) {
+				uint32_t k = f.free_ops[--f.nfree];
+
+				rc = plx_ep_write_imm(ep, &f.ops[k], blk[next],
+						      p->block_size, &dst,
+						      table[next], next);
+				if (rc) {
+					fprintf(stderr,
+						"prefill: write_imm: %s\n",
+						plx_strerror(rc));
+					f.free_ops[f.nfree++] = k;
+					f.down = 1;
+					break;
+				}
+				next++;
+			}
+			plx_ep_batch_end(ep);
+		}
+		plx_reactor_poll(&f.r);
+	}
+	t1 = plx_now_ns();
+	/* every write in flight completes (or fails) before the blocks go */
+	while (f.nfree < p->window)
+		plx_reactor_poll(&f.r);
+	if (f.completed == p->blocks && !f.failed) {
+		double s = (double)(t1 - t0) / 1e9;
+
+		printf("prefill: %u blocks of %zu bytes written in %.3f ms: "
+		       "%.0f blocks/s, %.2f GB/s (window %u)\n",
+		       p->blocks, p->block_size, s * 1e3, (double)p->blocks / s,
+		       (double)p->blocks * (double)p->block_size / s / 1e9,
+		       p->window);
+		status = 0;
+		f.finished = 1;
+	} else {
+		fprintf(stderr, "prefill: %u of %u blocks written, %u failed\n",
+			f.completed, p->blocks, f.failed);
+	}
+	plx_ep_close(ep);
+out_reactor:
+	if (registered)
+		plx_mem_deregister(&f.r, &reg);
+	if (reactor_done(&f.r))
+		status = 1;
+out_free:
+	free(mem);
+	free(table);
+	free(blk);
+	return status;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -1;
+	if (*end == 'k' || *end == 'K')
+		v <<= 10, end++;
+	else if (*end == 'm' || *end == 'M')
+		v <<= 20, end++;
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct params p = {.blocks = 512,
+			   .block_size = 128u << 10,
+			   .window = 32,
+			   .seed = 0x5eed};
+	const char *role = NULL, *host = NULL;
+	uint64_t v, port = 0;
+	int have_port = 0, fds[2], st, rc;
+	pid_t child;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : "";
+
+		if (i + 1 >= argc)
+			goto usage;
+		i++;
+		if (!strcmp(a, "--role")) {
+			role = val;
+		} else if (!strcmp(a, "--host")) {
+			host = val;
+		} else if (parse_u64(val, &v)) {
+			goto usage;
+		} else if (!strcmp(a, "--port") && v <= 65535) {
+			port = v;
+			have_port = 1;
+		} else if (!strcmp(a, "--blocks") && v && v <= 65536) {
+			p.blocks = (uint32_t)v;
+		} else if (!strcmp(a, "--block-size") && v >= 8 &&
+			   v <= (64u << 20) && !(v % 8)) {
+			p.block_size = v;
+		} else if (!strcmp(a, "--window") && v && v <= MAX_WINDOW) {
+			p.window = (uint32_t)v;
+		} else if (!strcmp(a, "--seed")) {
+			p.seed = v;
+		} else {
+			goto usage;
+		}
+	}
+	if (role && !strcmp(role, "decode") && !host)
+		return run_decode(&p, "0.0.0.0",
+				  have_port ? (uint16_t)port : DEFAULT_PORT,
+				  -1);
+	if (role && !strcmp(role, "prefill") && host && have_port)
+		return run_prefill(&p, host, (uint16_t)port);
+	if (role || host || have_port)
+		goto usage;
+
+	/* one command: fork the prefill; it learns the port through a pipe.
+	 * Each process creates its reactor after the fork. */
+	printf("kv_transfer: %u blocks of %zu bytes, window %u, seed %#llx\n",
+	       p.blocks, p.block_size, p.window, (unsigned long long)p.seed);
+	fflush(stdout);
+	if (pipe(fds))
+		return 1;
+	child = fork();
+	if (child < 0)
+		return 1;
+	if (child == 0) {
+		uint16_t bound;
+
+		close(fds[1]);
+		if (read(fds[0], &bound, sizeof(bound)) != sizeof(bound))
+			_exit(1);
+		close(fds[0]);
+		pin(1);
+		rc = run_prefill(&p, "127.0.0.1", bound);
+		fflush(stdout);
+		_exit(rc);
+	}
+	close(fds[0]);
+	pin(0);
+	rc = run_decode(&p, "127.0.0.1", 0, fds[1]);
+	if (waitpid(child, &st, 0) != child || !WIFEXITED(st) ||
+	    WEXITSTATUS(st))
+		rc = 1;
+	return rc;
+usage:
+	fprintf(stderr,
+		"usage: %s [--blocks N] [--block-size BYTES] [--window W] "
+		"[--seed S]\n"
+		"       %s --role decode [--port P] [options]\n"
+		"       %s --role prefill --host ADDR --port P [options]\n",
+		argv[0], argv[0], argv[0]);
+	return 2;
+}
