@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "reactor/internal.h"
+#include "transport/transport.h"
 
 /* Attempts at drawing a fresh key before blaming the random source. */
 #define PLX__KEY_TRIES 8
@@ -194,6 +195,14 @@ int plx_mem_deregister(struct plx_reactor *r, struct plx_region *reg)
 		(size_t)(g->n - i - 1) * sizeof(g->v[0]));
 	g->n--;
 	x->st.regions--;
+	/* no transport may touch the memory once this returns */
+	for (uint32_t k = 0; k < x->ntransports; k++) {
+		const struct plx__transport_ops *ops = x->transports[k].ops;
+
+		if (ops->region_gone)
+			ops->region_gone(r, x->transports[k].ctx, reg->plx_addr,
+					 reg->plx_len);
+	}
 	/* Key 0 is never issued: the struct now reads as unregistered. */
 	reg->plx_key = 0;
 	reg->plx_name[0] = 0;

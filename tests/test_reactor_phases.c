@@ -55,11 +55,26 @@ static void fake_fini(struct plx_reactor *r, void *ctx)
 }
 
 static const struct plx__transport_ops sock_ops = {
-	"sock", PLX__PHASE_SOCKET, fake_poll, fake_arm, fake_live, fake_fini};
+	.name = "sock",
+	.phase = PLX__PHASE_SOCKET,
+	.poll = fake_poll,
+	.arm = fake_arm,
+	.live = fake_live,
+	.fini = fake_fini,
+};
 static const struct plx__transport_ops cq_ops = {
-	"cq", PLX__PHASE_CQ, fake_poll, fake_arm, fake_live, fake_fini};
+	.name = "cq",
+	.phase = PLX__PHASE_CQ,
+	.poll = fake_poll,
+	.arm = fake_arm,
+	.live = fake_live,
+	.fini = fake_fini,
+};
 static const struct plx__transport_ops cuda_ops = {
-	"cuda", PLX__PHASE_CUDA, fake_poll, NULL, NULL, NULL};
+	.name = "cuda",
+	.phase = PLX__PHASE_CUDA,
+	.poll = fake_poll,
+};
 
 static int fn_ring(struct plx_reactor *r, struct plx_req *req)
 {

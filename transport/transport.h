@@ -10,7 +10,8 @@
  *    it already has work pending;
  *  - live() from plx_reactor_fini(): the number of live objects (endpoints,
  *    ops in flight) that keep fini from succeeding;
- *  - fini() when the reactor finishes with live() == 0.
+ *  - fini() when the reactor finishes with live() == 0;
+ *  - region_gone() from plx_mem_deregister(), before it returns.
  * Dependencies point one way: transports include reactor/internal.h; the
  * reactor includes only this header.
  */
@@ -40,6 +41,11 @@ struct plx__transport_ops {
 	uint64_t (*live)(struct plx_reactor *r, void *ctx);
 	/* Release everything; called once, with live() == 0. May be NULL. */
 	void (*fini)(struct plx_reactor *r, void *ctx);
+	/* A registration of [addr, addr + len) was revoked: stop every
+	 * access to it now (an incoming payload still landing there, an
+	 * outgoing response still being read from it). May be NULL. */
+	void (*region_gone)(struct plx_reactor *r, void *ctx, uint64_t addr,
+			    uint64_t len);
 };
 
 /*

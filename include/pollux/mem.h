@@ -155,7 +155,13 @@ PLX_API int plx_mem_register(struct plx_reactor *r, struct plx_region *reg,
 
 /*
  * plx_mem_deregister() - revoke @reg: its key fails every lookup from now
- * on. Return: 0; PLX_ENOENT (not registered with @r). Thread: owner.
+ * on, and every transport stops touching the memory before this returns:
+ * a remote write still landing in it is cut off (the rest of its payload
+ * is dropped and the writer gets PLX_EKEYREJECTED), a read response not
+ * yet sent from it becomes PLX_EKEYREJECTED, and a connection in the
+ * middle of sending one from it is closed. The caller may free the memory
+ * as soon as this returns.
+ * Return: 0; PLX_ENOENT (not registered with @r). Thread: owner.
  */
 PLX_API int plx_mem_deregister(struct plx_reactor *r, struct plx_region *reg);
 

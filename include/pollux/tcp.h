@@ -20,8 +20,8 @@ extern "C" {
 struct plx_tcp_config {
 	uint32_t max_endpoints;	       /* peers at once; 1024 */
 	uint32_t max_message;	       /* largest send/recv message; 1 MiB */
-	uint32_t max_frame;	       /* largest frame payload (writes and
-				      * reads are split above it); 1 MiB */
+	uint32_t max_frame;	       /* largest write/read payload; 256 MiB
+				      * (PLX_EMSGSIZE above it) */
 	uint32_t send_queue;	       /* ops queued or awaiting ack per
 				      * endpoint; 4096 */
 	uint32_t max_recvs;	       /* posted receives per endpoint; 1024 */

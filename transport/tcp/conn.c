@@ -62,6 +62,8 @@ struct plx__conn *plx__conn_new(struct plx__tcp *t, int fd, uint8_t role,
 	c->state = state;
 	c->rx_slot = -1;
 	c->last_rx_ns = plx_now_ns();
+	/* covers connect() too: a SYN that is never answered times out */
+	c->hs_deadline = c->last_rx_ns + t->cfg.handshake_timeout_ns;
 	for (int i = PLX__TCP_CTRL - 1; i >= 0; i--) {
 		c->ctrl[i].free_next = c->ctrl_free;
 		c->ctrl_free = &c->ctrl[i];
@@ -933,6 +935,17 @@ int plx__conn_on_event(struct plx__conn *c, uint32_t events)
 		if (c->rx_paused && c->ctrl_used + 2 < PLX__TCP_CTRL)
 			return n + conn_resume(c);
 	}
+	if (c->state != PLX__C_DEAD && c->rx_paused &&
+	    (events & (EPOLLERR | EPOLLHUP))) {
+		/* a paused connection does not read, but a reset must still
+		 * end it (and the pending event would keep the fd readable) */
+		int e = 0;
+		socklen_t l = sizeof(e);
+
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &l);
+		plx__conn_fail(c, e ? -e : PLX_ECONNRESET);
+		return n + 1;
+	}
 	if (c->state != PLX__C_DEAD && !c->rx_paused &&
 	    (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 		n += plx__conn_rx(c);
@@ -951,4 +964,56 @@ int plx__tcp_resume_all(struct plx__tcp *t)
 			n += conn_resume(c);
 	}
 	return n;
+}
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/*
+ * A registration was revoked (plx_mem_deregister). The registry already
+ * refuses its key; what remains is access that was granted before:
+ *  - a WRITE payload still arriving into it: the rest is dropped and the
+ *    write is refused (NACK PLX_EKEYREJECTED) instead of acknowledged;
+ *  - a READ_RESP queued with a payload read from it: if none of it has
+ *    left, it becomes an error response (PLX_EKEYREJECTED, no payload); if
+ *    some has, the frame cannot be finished without reading the memory, so
+ *    the connection is closed (PLX_ECONNABORTED).
+ */
+void plx__tcp_region_gone(struct plx__tcp *t, uint64_t addr, uint64_t len)
+{
+	for (struct plx__conn *c = t->conns; c; c = c->next) {
+		if (c->state == PLX__C_DEAD)
+			continue;
+		if (c->rx_state == PLX__RX_PAYLOAD && c->rx_dst && !c->rx_op &&
+		    (c->cur.opcode == PLX__OP_WRITE ||
+		     c->cur.opcode == PLX__OP_WRITE_IMM) &&
+		    overlaps((uint64_t)(uintptr_t)c->rx_dst, c->rx_left, addr,
+			     len)) {
+			c->rx_dst = NULL;
+			c->rx_status = PLX_EKEYREJECTED;
+		}
+		for (struct plx__txe *e = c->txq_head; e; e = e->next) {
+			struct plx__frame f;
+
+			if (e->is_op || !e->payload_len ||
+			    !overlaps((uint64_t)(uintptr_t)e->payload,
+				      e->payload_len, addr, len))
+				continue;
+			if (e->sent) {
+				plx__conn_fail(c, PLX_ECONNABORTED);
+				break;
+			}
+			if (plx__wire_parse(&f, e->hdr, e->hdr_len,
+					    UINT32_MAX) <= 0)
+				continue;
+			f.status = PLX_EKEYREJECTED;
+			f.payload_len = 0;
+			e->hdr_len = (uint32_t)plx__wire_encode(
+				&f, (uint8_t *)(uintptr_t)e->hdr);
+			e->payload = NULL;
+			e->payload_len = 0;
+		}
+	}
 }

@@ -715,6 +715,12 @@ static void conn_tick(struct plx__conn *c, uint64_t now)
 		return;
 	expire_list(t, &c->wait_ack, now);
 	expire_list(t, &c->wait_read, now);
+	if (c->rx_paused) {
+		/* we are the ones not reading: the peer's pongs wait unread in
+		 * the socket, so silence here proves nothing */
+		c->last_rx_ns = now;
+		c->pings_out = 0;
+	}
 	if (c->rx_op && c->rx_op->deadline <= now && !c->rx_op->cancelled) {
 		c->rx_op->cancelled = 1;
 		c->rx_op->req.status = PLX_ETIMEDOUT;

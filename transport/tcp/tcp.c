@@ -235,6 +235,13 @@ static void tcp_fini(struct plx_reactor *r, void *ctx)
 	plx__free(x, t);
 }
 
+static void tcp_region_gone(struct plx_reactor *r, void *ctx, uint64_t addr,
+			    uint64_t len)
+{
+	(void)r;
+	plx__tcp_region_gone(ctx, addr, len);
+}
+
 static const struct plx__transport_ops tcp_ops = {
 	.name = "tcp",
 	.phase = PLX__PHASE_SOCKET,
@@ -242,6 +249,7 @@ static const struct plx__transport_ops tcp_ops = {
 	.arm = tcp_arm,
 	.live = tcp_live,
 	.fini = tcp_fini,
+	.region_gone = tcp_region_gone,
 };
 
 static int config_check(const struct plx_tcp_config *c)
