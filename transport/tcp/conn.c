@@ -895,7 +895,7 @@ void plx__tcp_flush_dirty(struct plx__tcp *t)
 		if (rc)
 			plx__conn_fail(c, rc);
 	}
-	t->ndirty = 0;
+	/* a reaped conn still marked dirty is counted until it is freed */
 }
 
 /* Try again on a paused connection (a receive was posted, a slot or a
