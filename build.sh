@@ -248,6 +248,13 @@ strip_c_comments()
 	}'
 }
 
+# The standard plx_bench matrix of ./build.sh bench (docs/benchmarks.md,
+# "TCP transport"): latency of every op, then bandwidth by window.
+PLX_BENCH_LAT=(--tests lat --ops send,write,read,write_imm
+	--sizes 8,4k,64k,1m --rounds 5)
+PLX_BENCH_BW=(--tests bw --ops write,send,read --sizes 8,4k,64k,1m,64m
+	--window 1,16,256 --rounds 5)
+
 # The libFuzzer targets (tests/fuzz/CMakeLists.txt).
 PLX_FUZZ_TARGETS=(fuzz_wire fuzz_handshake fuzz_desc)
 
@@ -322,8 +329,9 @@ usage: ./build.sh [mode] [args...]
 
   release (default)  configure + build build/release (Release)
   debug              configure + build build/debug (Debug)
-  run                release build, then run examples/pingpong
-                     (or examples/ring_demo until pingpong exists)
+  run                release build, then run examples/pingpong: TCP
+                     ping-pong over loopback, latency table by message size
+                     (falls back to examples/ring_demo)
   test [ctest args]  build build/test (RelWithDebInfo, asserts on) and run
                      ctest, e.g. ./build.sh test -R ring
   asan [ctest args]  clang, -DPLX_SANITIZE=address,undefined, build/asan, ctest
@@ -333,7 +341,13 @@ usage: ./build.sh [mode] [args...]
   fuzz [SECONDS]     clang + libFuzzer (-DPLX_FUZZ=ON), build/fuzz; run each
                      fuzz target for SECONDS/targets s (default 60 in all,
                      at least 5 each) on a scratch copy of its corpus
-  bench [args]       release build, run examples/plx_bench_reactor [args]
+  bench              release build, then the standard benchmark matrix as
+                     docs/benchmarks.md Markdown: plx_bench_reactor --md and
+                     plx_bench (TCP latency and bandwidth with the raw-socket
+                     floor); about 3 minutes on 2 cores
+  bench reactor|tcp [args]
+                     run plx_bench_reactor or plx_bench with [args]
+                     (other arguments go to plx_bench_reactor)
   install PREFIX     release build, then cmake --install to PREFIX
   clean              rm -rf build
   help               this text
@@ -411,15 +425,33 @@ fuzz)
 	;;
 bench)
 	build_release
-	if [[ ! -x build/release/examples/plx_bench_reactor ]]; then
-		die "build/release/examples/plx_bench_reactor does not exist yet" \
-		    "(examples/plx_bench_reactor.c not written?)"
-	fi
-	# no arguments: the standard matrix as docs/benchmarks.md rows
-	if (($# == 0)); then
-		set -- --md
-	fi
-	run build/release/examples/plx_bench_reactor "$@"
+	for b in plx_bench_reactor plx_bench; do
+		[[ -x build/release/examples/$b ]] ||
+			die "build/release/examples/$b was not built"
+	done
+	case "${1:-}" in
+	"")
+		# the standard matrix, printed as docs/benchmarks.md rows
+		run build/release/examples/plx_bench_reactor --md
+		echo "+ load: $(cut -d' ' -f1-3 /proc/loadavg)"
+		run build/release/examples/plx_bench --md "${PLX_BENCH_LAT[@]}"
+		echo "+ load: $(cut -d' ' -f1-3 /proc/loadavg)"
+		run build/release/examples/plx_bench --md "${PLX_BENCH_BW[@]}"
+		echo "+ load: $(cut -d' ' -f1-3 /proc/loadavg)"
+		;;
+	reactor)
+		shift
+		run build/release/examples/plx_bench_reactor "$@"
+		;;
+	tcp)
+		shift
+		run build/release/examples/plx_bench "$@"
+		;;
+	*)
+		# as before plx_bench existed: arguments for the reactor bench
+		run build/release/examples/plx_bench_reactor "$@"
+		;;
+	esac
 	;;
 install)
 	(($# == 1)) || die "usage: ./build.sh install PREFIX"

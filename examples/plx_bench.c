@@ -6,8 +6,15 @@
  *
  *   plx_bench [--ops send,write,read,write_imm] [--sizes 8,4k,1m,64m]
  *             [--window 1,16,256] [--tests lat,bw] [--iters N]
- *             [--rounds R] [--time SECONDS] [--quick]
- *             [--json | --md] [--floor-only | --no-floor]
+ *             [--rounds R] [--time SECONDS] [--batch auto|always|never]
+ *             [--stripes N] [--quick] [--json | --md]
+ *             [--floor-only | --no-floor]
+ *
+ * Defaults: every op, sizes 8, 64, 512, 4k, 64k, 1m, 64m, windows 1, 16,
+ * 256, 3 rounds, 10000 iterations (fewer for large sizes: at most 512 MiB
+ * per round, at least 10), 0.3 s per bandwidth round. --md prints the
+ * tables as Markdown for docs/benchmarks.md, followed by the issue's
+ * targets where the run measured them; --json one object.
  *
  * Set-up: a server reactor on a thread pinned to CPU 0 and a client
  * reactor on the main thread, pinned to CPU 1, connected over loopback
@@ -34,11 +41,17 @@
  * answered with SIZE bytes, RTT not halved).
  *
  * Bandwidth (streaming): WINDOW ops in flight, each completion resubmitted
- * at once (the resubmissions of one poll go in one plx_ep_batch); ops
- * completed per second in a timed window after a warm-up. Writes and reads
- * target offsets that cycle through the peer's region; sends land in
- * receives the server keeps posted. The window is capped so that at most
- * 256 MiB are in flight (64 MiB x 4): the effective window is printed.
+ * at once (--batch auto: the resubmissions of one poll go in one
+ * plx_ep_batch when the size is below the stripe threshold; the library
+ * does not stripe ops inside a batch); ops completed per second in a timed
+ * window that opens and closes at a completion, after a warm-up, and
+ * holds at least 8 ops. Writes and reads target offsets that cycle
+ * through max(SIZE, 64 KiB) of the peer's region (the floor receiver's
+ * buffer size, so that both touch the same amount of memory); sends land
+ * in receives the server keeps posted, all in one buffer. The window is
+ * capped so that at most 256 MiB are in flight (64 MiB x 4): the
+ * effective window is printed, and a capped window equal to one already
+ * measured is not measured again.
  * Floor: one socket, one direction (server to client for read), the
  * sender send()s SIZE bytes in a loop, the receiver recv()s into a buffer
  * of max(SIZE, 64 KiB); bytes delivered to the receiver per second.
@@ -62,6 +75,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +232,7 @@ static const char *const op_names[NOPS] = {"send", "write", "read",
 #define BW_INFLIGHT (256ull << 20) /* bytes in flight at most (window cap) */
 #define FLOOR_READ_REQ 32	   /* floor request size for read */
 #define OP_TIMEOUT_NS 10000000000ull
+#define MIN_OPS 8 /* a bandwidth window holds at least this many ops */
 
 struct opts {
 	int ops[NOPS];
@@ -230,6 +245,14 @@ struct opts {
 	int rounds;
 	double secs; /* measured time per bandwidth round */
 	int quick, json, md, floor_only, no_floor;
+	int batch;   /* BATCH_* */
+	int stripes; /* -1: the library default */
+};
+
+enum {
+	BATCH_AUTO,
+	BATCH_ALWAYS,
+	BATCH_NEVER
 };
 
 static struct opts opt;
@@ -323,6 +346,18 @@ static struct stat3 stats(uint64_t *v, uint64_t n, double scale)
 	return s;
 }
 
+/* An op rate with three significant digits: "2.86 M", "75.1 k", "59.6". */
+static const char *rate_str(double r, char *buf, size_t cap)
+{
+	if (r >= 1e6)
+		snprintf(buf, cap, "%.3g M", r / 1e6);
+	else if (r >= 1e3)
+		snprintf(buf, cap, "%.3g k", r / 1e3);
+	else
+		snprintf(buf, cap, "%.3g", r);
+	return buf;
+}
+
 static const char *size_str(size_t n, char *buf, size_t cap)
 {
 	if (n >= (1u << 20) && !(n & ((1u << 20) - 1)))
@@ -369,6 +404,8 @@ struct ctl {
 static struct ctl g_ctl;
 static size_t g_max;   /* largest size: buffer and region size */
 static size_t g_chunk; /* marker spacing for write latency */
+static size_t g_stripe_threshold;
+static uint32_t g_stripes; /* as configured on the client */
 static struct plx_desc g_srv_desc, g_cli_desc;
 static uint16_t g_port;
 static int g_srv_ready;
@@ -382,6 +419,8 @@ static void tcp_cfg(struct plx_tcp_config *cfg, plx_imm_cb imm, void *arg)
 	if (g_max > cfg->max_message)
 		cfg->max_message = g_max > (1u << 30) ? 1u << 30 :
 							(uint32_t)g_max;
+	if (opt.stripes >= 0)
+		cfg->stripes = (uint32_t)opt.stripes;
 	cfg->imm_cb = imm;
 	cfg->cb_arg = arg;
 }
@@ -519,7 +558,7 @@ struct srv {
 	/* receives (callback mode): completed indices wait on a stack */
 	struct plx_op rop[MAX_WINDOW];
 	uint32_t done[MAX_WINDOW];
-	uint32_t ndone, nposted;
+	uint32_t ndone, nposted, nrop;
 	struct plx_op sop; /* echo / write-back (handle mode) */
 	int sop_busy;
 	uint8_t seq;
@@ -608,6 +647,7 @@ static void srv_enter(int mode)
 			plx_op_init(&S.rop[i], srv_recv_cb, NULL);
 			srv_post(i);
 		}
+		S.nrop = n;
 		break;
 	}
 	case M_LAT_WRITE:
@@ -641,8 +681,8 @@ static void srv_leave(void)
 	switch (S.mode) {
 	case M_LAT_SEND:
 	case M_BW_SEND:
-		for (uint32_t i = 0; i < MAX_WINDOW && S.nposted; i++)
-			plx_op_cancel(&S.r, &S.rop[i]);
+		for (uint32_t i = 0; i < S.nrop; i++)
+			plx_op_cancel(&S.r, &S.rop[i]); /* or PLX_EALREADY */
 		while (S.nposted)
 			plx_reactor_poll(&S.r);
 		break;
@@ -681,8 +721,8 @@ static void srv_step(void)
 			uint32_t i = S.done[--S.ndone];
 			uint64_t bytes = S.rop[i].req.bytes;
 
-			srv_post(
-				i); /* before the echo: the next ping finds it */
+			/* repost before the echo: the next ping finds it */
+			srv_post(i);
 			srv_sop_wait();
 			rc = plx_ep_send(S.ep, &S.sop, S.sbuf, bytes, 0);
 			if (rc)
@@ -1007,7 +1047,13 @@ static int submit(int op, uint32_t i, size_t size, uint32_t slots)
 /* One pollux bandwidth round; returns ops per second. */
 static double bw_pollux(int op, size_t size, uint32_t w)
 {
-	uint32_t slots = (uint32_t)(g_max / size);
+	/* the same memory footprint as the floor's receiver buffer */
+	uint32_t slots = (uint32_t)(stream_cap(size) / size);
+	/* a batch is sent whole on one connection: the library does not
+	 * stripe inside plx_ep_batch_begin/_end, so auto batches only ops
+	 * below the stripe threshold */
+	int batch = opt.batch == BATCH_AUTO ? size < g_stripe_threshold :
+					      opt.batch == BATCH_ALWAYS;
 	uint64_t warm_ns = (uint64_t)(opt.secs * 0.25e9),
 		 dur = (uint64_t)(opt.secs * 1e9);
 	uint64_t start, t0, t1, c0, c1;
@@ -1022,26 +1068,33 @@ static double bw_pollux(int op, size_t size, uint32_t w)
 	}
 	start = plx_now_ns();
 	t0 = t1 = c0 = c1 = 0;
+	/* the timed window opens and closes at a completion, so it holds a
+	 * whole number of ops; it lasts at least opt.secs and MIN_OPS ops */
 	for (int phase = 0; phase < 2;) {
-		uint64_t now;
+		uint64_t now, before = C.completed;
 
 		if (C.ndone) {
-			plx_ep_batch_begin(C.ep);
+			if (batch)
+				plx_ep_batch_begin(C.ep);
 			while (C.ndone) {
 				rc = submit(op, C.done[--C.ndone], size, slots);
 				if (rc)
 					die(op_names[op], rc);
 			}
-			plx_ep_batch_end(C.ep);
+			if (batch)
+				plx_ep_batch_end(C.ep);
 		}
 		plx_reactor_poll(&C.r);
+		if (C.completed == before)
+			continue;
 		now = plx_now_ns();
 		if (phase == 0 && now - start >= warm_ns) {
 			t0 = now;
 			c0 = C.completed;
 			counting(1);
 			phase = 1;
-		} else if (phase == 1 && now - t0 >= dur) {
+		} else if (phase == 1 && now - t0 >= dur &&
+			   C.completed - c0 >= MIN_OPS) {
 			t1 = now;
 			c1 = C.completed;
 			counting(0);
@@ -1066,7 +1119,8 @@ static double bw_floor(int op, size_t size)
 {
 	uint64_t warm_ns = (uint64_t)(opt.secs * 0.25e9),
 		 dur = (uint64_t)(opt.secs * 1e9);
-	uint64_t start, t0 = 0, t1 = 0, b0 = 0, b1 = 0, tx = 0;
+	uint64_t start, t0 = 0, t1 = 0, b0 = 0, b1 = 0, tx = 0, last = 0;
+	size_t k, off = 0;
 	int phase = 0;
 
 	if (op == OP_READ) {
@@ -1077,13 +1131,17 @@ static double bw_floor(int op, size_t size)
 		while (phase < 2) {
 			uint64_t now;
 
-			C.rx += recv_some(g_fd_cli, C.rbuf, stream_cap(size));
+			k = recv_some(g_fd_cli, C.rbuf, stream_cap(size));
+			if (!k)
+				continue;
+			C.rx += k;
 			now = plx_now_ns();
 			if (phase == 0 && now - start >= warm_ns) {
 				t0 = now;
 				b0 = C.rx;
 				phase = 1;
-			} else if (phase == 1 && now - t0 >= dur) {
+			} else if (phase == 1 && now - t0 >= dur &&
+				   C.rx - b0 >= MIN_OPS * size) {
 				t1 = now;
 				b1 = C.rx;
 				phase = 2;
@@ -1095,20 +1153,33 @@ static double bw_floor(int op, size_t size)
 	cmd(M_FLOOR_RX, size, 0, 0);
 	start = plx_now_ns();
 	while (phase < 2) {
-		uint64_t now;
+		uint64_t now, b;
 
-		send_all(g_fd_cli, C.sbuf, size);
-		tx += size;
+		/* send() the message in a loop, one call per turn */
+		k = send_some(g_fd_cli, C.sbuf + off, size - off);
+		tx += k;
+		off += k;
+		if (off == size)
+			off = 0;
 		now = plx_now_ns();
+		b = __atomic_load_n(&g_ctl.rx_bytes, __ATOMIC_RELAXED);
+		if (b == last)
+			continue;
+		last = b;
 		if (phase == 0 && now - start >= warm_ns) {
 			t0 = now;
-			b0 = __atomic_load_n(&g_ctl.rx_bytes, __ATOMIC_RELAXED);
+			b0 = b;
 			phase = 1;
-		} else if (phase == 1 && now - t0 >= dur) {
+		} else if (phase == 1 && now - t0 >= dur &&
+			   b - b0 >= MIN_OPS * size) {
 			t1 = now;
-			b1 = __atomic_load_n(&g_ctl.rx_bytes, __ATOMIC_RELAXED);
+			b1 = b;
 			phase = 2;
 		}
+	}
+	if (off) { /* finish the message */
+		send_all(g_fd_cli, C.sbuf + off, size - off);
+		tx += size - off;
 	}
 	/* T1: read by the server after the gen release in cmd() */
 	g_ctl.tx_total = tx;
@@ -1190,6 +1261,31 @@ static uint32_t eff_window(size_t size, uint32_t w)
 	return w > cap ? (uint32_t)cap : w;
 }
 
+/* An earlier row of the group with the same effective window, or -1. */
+static int same_window(const struct bw_row *first, int i)
+{
+	for (int j = 0; j < i; j++)
+		if (first[j].weff == first[i].weff)
+			return j;
+	return -1;
+}
+
+/* Distinct effective windows for @size (rows that are measured). */
+static int distinct_windows(size_t size)
+{
+	int n = 0;
+
+	for (int i = 0; i < opt.nwindows; i++) {
+		int dup = 0;
+
+		for (int j = 0; j < i; j++)
+			dup |= eff_window(size, opt.windows[j]) ==
+			       eff_window(size, opt.windows[i]);
+		n += !dup;
+	}
+	return n;
+}
+
 static void run_bw(int op, size_t size)
 {
 	struct bw_row *first = &bw_rows[nbw];
@@ -1212,6 +1308,8 @@ static void run_bw(int op, size_t size)
 			fl[r] = bw_floor(op, size);
 		}
 		for (int i = 0; i < nw && !opt.floor_only; i++) {
+			if (same_window(first, i) >= 0)
+				continue; /* capped to a window already run */
 			progress("bandwidth", op, size, first[i].weff, r);
 			first[i].px_r[r] = bw_pollux(op, size, first[i].weff);
 		}
@@ -1221,6 +1319,11 @@ static void run_bw(int op, size_t size)
 		}
 	}
 	for (int i = 0; i < nw; i++) {
+		int j = same_window(first, i);
+
+		if (j >= 0)
+			memcpy(first[i].px_r, first[j].px_r,
+			       sizeof(first[i].px_r));
 		if (!opt.floor_only)
 			first[i].px_ops = median_dbl(first[i].px_r, opt.rounds);
 		if (!opt.no_floor) {
@@ -1282,12 +1385,12 @@ static void print_text(void)
 		printf("\nbandwidth: WINDOW ops in flight (effective window "
 		       "in parentheses when capped); floor = one raw socket, "
 		       "one direction\n");
-		printf("%-10s %8s %10s | %9s %10s | %9s %10s | %6s\n", "op",
-		       "size", "window", "GB/s", "Mop/s", "floor GB/s",
-		       "Mmsg/s", "ratio");
+		printf("%-10s %8s %10s | %9s %10s | %10s %10s | %6s\n", "op",
+		       "size", "window", "GB/s", "ops/s", "floor GB/s", "msg/s",
+		       "ratio");
 		for (int i = 0; i < nbw; i++) {
 			const struct bw_row *r = &bw_rows[i];
-			char win[32];
+			char win[32], ra[32], rb[32];
 			double gbs = r->px_ops * (double)r->size / 1e9;
 
 			if (r->weff != r->window)
@@ -1295,23 +1398,30 @@ static void print_text(void)
 					 r->weff);
 			else
 				snprintf(win, sizeof(win), "%u", r->window);
-			printf("%-10s %8s %10s | %9.3f %10.3f | %9.3f %10.3f | "
+			printf("%-10s %8s %10s | %9.3f %10s | %10.3f %10s | "
 			       "%6.2f\n",
 			       op_names[r->op],
 			       size_str(r->size, sz, sizeof(sz)), win, gbs,
-			       r->px_ops / 1e6, r->fl_bytes / 1e9,
-			       r->fl_bytes / (double)r->size / 1e6,
+			       rate_str(r->px_ops, ra, sizeof(ra)),
+			       r->fl_bytes / 1e9,
+			       rate_str(r->fl_bytes / (double)r->size, rb,
+					sizeof(rb)),
 			       ratio(gbs * 1e9, r->fl_bytes));
 		}
 	}
 }
 
-static void print_json(double load)
+static const char *const batch_names[] = {"auto", "always", "never"};
+
+static void print_json(const double *load)
 {
-	printf("{\"cpus\": %ld, \"load\": %.2f, \"rounds\": %d, "
+	printf("{\"cpus\": %ld, \"load_start\": %.2f, \"load_end\": %.2f, "
+	       "\"rounds\": %d, \"iters\": %" PRIu64 ", \"bw_seconds\": %.3f, "
+	       "\"batch\": \"%s\", \"stripes\": %u, "
 	       "\"heap_counted\": %s, \"heap_allocs\": %" PRIu64
 	       ", \"ops_measured\": %" PRIu64 ",\n \"latency\": [",
-	       sysconf(_SC_NPROCESSORS_ONLN), load, opt.rounds,
+	       sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1], opt.rounds,
+	       opt.iters, opt.secs, batch_names[opt.batch], g_stripes,
 	       HEAP_COUNTED ? "true" : "false", g_heap_allocs, g_ops_measured);
 	for (int i = 0; i < nlat; i++) {
 		const struct lat_row *r = &lat_rows[i];
@@ -1335,10 +1445,16 @@ static void print_json(double load)
 		printf("%s\n  {\"op\": \"%s\", \"size\": %zu, \"window\": %u, "
 		       "\"window_eff\": %u, \"ops_per_s\": %.0f, "
 		       "\"bytes_per_s\": %.0f, \"floor_bytes_per_s\": %.0f, "
-		       "\"ratio\": %.3f}",
+		       "\"ratio\": %.3f, \"rounds_ops_per_s\": [",
 		       i ? "," : "", op_names[r->op], r->size, r->window,
 		       r->weff, r->px_ops, bps, r->fl_bytes,
 		       ratio(bps, r->fl_bytes));
+		for (int k = 0; k < opt.rounds; k++)
+			printf("%s%.0f", k ? ", " : "", r->px_r[k]);
+		printf("], \"rounds_floor_bytes_per_s\": [");
+		for (int k = 0; k < opt.rounds; k++)
+			printf("%s%.0f", k ? ", " : "", r->fl_r[k]);
+		printf("]}");
 	}
 	printf("]}\n");
 }
@@ -1373,10 +1489,11 @@ static void print_md(void)
 		printf("\n");
 	}
 	if (nbw) {
-		printf("| op | size | window | GB/s | M ops/s | floor GB/s | "
-		       "floor M msg/s | ratio |\n"
+		printf("| op | size | window | GB/s | ops/s | floor GB/s | "
+		       "floor msg/s | ratio |\n"
 		       "|---|---:|---:|---:|---:|---:|---:|---:|\n");
 		for (int i = 0; i < nbw; i++) {
+			char ra[32], rb[32];
 			double gbs;
 
 			b = &bw_rows[i];
@@ -1385,9 +1502,11 @@ static void print_md(void)
 			       size_str(b->size, sz, sizeof(sz)), b->window);
 			if (b->weff != b->window)
 				printf(" (%u)", b->weff);
-			printf(" | %.3f | %.3f | %.3f | %.3f | %.2f |\n", gbs,
-			       b->px_ops / 1e6, b->fl_bytes / 1e9,
-			       b->fl_bytes / (double)b->size / 1e6,
+			printf(" | %.3f | %s | %.3f | %s | %.2f |\n", gbs,
+			       rate_str(b->px_ops, ra, sizeof(ra)),
+			       b->fl_bytes / 1e9,
+			       rate_str(b->fl_bytes / (double)b->size, rb,
+					sizeof(rb)),
 			       ratio(gbs * 1e9, b->fl_bytes));
 		}
 		printf("\n");
@@ -1413,7 +1532,9 @@ static void print_md(void)
 
 			b = &bw_rows[i];
 			if (b->op != OP_WRITE || b->size != s || !b->fl_bytes ||
-			    !b->px_ops)
+			    !b->px_ops ||
+			    (i && b[-1].op == b->op && b[-1].size == s &&
+			     b[-1].weff == b->weff))
 				continue;
 			gbs = b->px_ops * (double)s / 1e9;
 			printf("| write %s, window %u | %.2f GB/s | stream "
@@ -1425,13 +1546,16 @@ static void print_md(void)
 		}
 	b = find_bw(OP_WRITE, 8, 256);
 	b1 = find_bw(OP_WRITE, 8, 1);
-	if (b && b1 && b->px_ops && b1->px_ops)
+	if (b && b1 && b->px_ops && b1->px_ops) {
+		char ra[32], rb[32];
+
 		printf("| 8 B writes, window 256 vs 1 (one op per round "
-		       "trip) | %.3f M ops/s | %.3f M ops/s | %.2f | >= 2 x | "
-		       "%s |\n",
-		       b->px_ops / 1e6, b1->px_ops / 1e6,
+		       "trip) | %s ops/s | %s ops/s | %.2f | >= 2 x | %s |\n",
+		       rate_str(b->px_ops, ra, sizeof(ra)),
+		       rate_str(b1->px_ops, rb, sizeof(rb)),
 		       ratio(b->px_ops, b1->px_ops),
 		       yes(ratio(b->px_ops, b1->px_ops) >= 2));
+	}
 	if (HEAP_COUNTED && g_ops_measured)
 		printf("| heap allocations per op (measured ops, both "
 		       "threads) | %" PRIu64 " in %" PRIu64
@@ -1549,6 +1673,12 @@ static void usage(const char *prog)
 		"16)\n"
 		"  --time S         measured seconds per bandwidth round "
 		"(default 0.3)\n"
+		"  --batch MODE     resubmit a poll's completions in one "
+		"plx_ep_batch:\n"
+		"                   auto (below the stripe threshold), "
+		"always, never\n"
+		"  --stripes N      plx_tcp_config.stripes (default: the "
+		"library's)\n"
 		"  --quick          1 round, 1000 iterations, 0.05 s\n"
 		"  --json | --md    machine-readable / docs/benchmarks.md "
 		"Markdown\n"
@@ -1560,6 +1690,8 @@ static void usage(const char *prog)
 static int parse_args(int argc, char **argv)
 {
 	int have_ops = 0, rounds = 0;
+
+	opt.stripes = -1;
 	uint64_t iters = 0;
 	double secs = 0;
 
@@ -1600,6 +1732,20 @@ static int parse_args(int argc, char **argv)
 			rounds = atoi(v);
 			bad = rounds < 1 || rounds > 16;
 			i++;
+		} else if (!strcmp(a, "--batch")) {
+			if (!strcmp(v, "auto"))
+				opt.batch = BATCH_AUTO;
+			else if (!strcmp(v, "always"))
+				opt.batch = BATCH_ALWAYS;
+			else if (!strcmp(v, "never"))
+				opt.batch = BATCH_NEVER;
+			else
+				bad = 1;
+			i++;
+		} else if (!strcmp(a, "--stripes")) {
+			opt.stripes = atoi(v);
+			bad = opt.stripes < 0 || opt.stripes > 8;
+			i++;
 		} else if (!strcmp(a, "--time")) {
 			secs = atof(v);
 			bad = !(secs > 0 && secs <= 60);
@@ -1637,7 +1783,7 @@ int main(int argc, char **argv)
 	struct plx_tcp_config cfg;
 	struct plx_reactor_stats st0, st1;
 	uint64_t *px = NULL, *fl = NULL, maxn = 0, end, srv_heap0;
-	double load[1] = {0};
+	double load[2] = {0, 0};
 	pthread_t th;
 	int rc;
 
@@ -1656,13 +1802,20 @@ int main(int argc, char **argv)
 	for (int op = 0; op < NOPS; op++) {
 		int p = !opt.floor_only, f = !opt.no_floor;
 
-		if (opt.ops[op])
-			g_steps += opt.nsizes * opt.rounds *
-				   ((opt.lat ? p + f : 0) +
-				    (opt.bw ? p * opt.nwindows + f : 0));
+		for (int i = 0; i < opt.nsizes && opt.ops[op]; i++)
+			g_steps +=
+				opt.rounds *
+				((opt.lat ? p + f : 0) +
+				 (opt.bw ? p * distinct_windows(opt.sizes[i]) +
+						   f :
+					   0));
 	}
 	plx_tcp_config_init(&cfg);
 	g_chunk = cfg.stripe_chunk;
+	if (opt.stripes >= 0)
+		cfg.stripes = (uint32_t)opt.stripes;
+	g_stripes = cfg.stripes;
+	g_stripe_threshold = cfg.stripes ? cfg.stripe_threshold : SIZE_MAX;
 
 	/* set-up (allocations here are not counted) */
 	px = calloc(maxn * (uint64_t)opt.rounds, sizeof(*px));
@@ -1719,8 +1872,9 @@ int main(int argc, char **argv)
 
 	cmd(M_IDLE, 0, 0, 0);
 	plx_reactor_stats(&C.r, &st1);
+	getloadavg(&load[1], 1);
 	if (opt.json) {
-		print_json(load[0]);
+		print_json(load);
 	} else if (opt.md) {
 		print_md();
 	} else {
@@ -1741,6 +1895,9 @@ int main(int argc, char **argv)
 		       ", server %" PRIu64 "\n",
 		       st1.heap_allocs - st0.heap_allocs,
 		       g_ctl.srv_heap - srv_heap0);
+		printf("load average (1 min): %.2f at the start, %.2f at the "
+		       "end; stripes %u, batch %s\n",
+		       load[0], load[1], g_stripes, batch_names[opt.batch]);
 	}
 
 	__atomic_store_n(&g_quit, 1, __ATOMIC_RELAXED);
