@@ -262,11 +262,86 @@ static void test_any_thread_submission(void)
 	side_fini(&A, NULL);
 }
 
+/* Many reads in flight: the target runs out of control entries for its
+ * responses, flushes them and carries on in the same poll; before the fix
+ * it paused until the transport tick (100 ms here). Bounded in polls, so a
+ * regression shows as a failure, never as a slow pass. */
+static void test_many_reads_in_flight_do_not_stall(void)
+{
+	static uint8_t mem[256 * 64], back[256 * 64];
+	static struct tracked r[256];
+	struct plx_region reg;
+	struct plx_desc d;
+	struct plx_ep *ep;
+	int polls = 0, done;
+
+	side_init(&A, "127.0.0.1", NULL, NULL);
+	side_init(&B, NULL, NULL, NULL);
+	ep = connect_pair();
+	for (size_t i = 0; i < sizeof(mem); i++)
+		mem[i] = (uint8_t)(i * 13);
+	EXPECT_OK(
+		plx_mem_register(&A.r, &reg, mem, sizeof(mem), PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_desc(&A.r, &reg, &d));
+	for (int i = 0; i < 256; i++) {
+		tracked_init(&r[i]);
+		EXPECT_OK(plx_ep_read(ep, &r[i].op, back + i * 64, 64, &d,
+				      (uint64_t)i * 64));
+	}
+	do {
+		pair_poll(&A, &B);
+		done = 0;
+		for (int i = 0; i < 256; i++)
+			done += r[i].done;
+	} while (done < 256 && ++polls < 2000);
+	if (done < 256)
+		PLX_FAIL("%d of 256 reads done after %d polls: stalled", done,
+			 polls);
+	EXPECT_MEM_EQ(back, mem, sizeof(mem));
+	EXPECT_OK(plx_mem_deregister(&A.r, &reg));
+	side_fini(&B, &A);
+	side_fini(&A, NULL);
+}
+
+/* An _mt call on an op still in flight is refused without touching it. */
+static void test_mt_refuses_op_in_flight(void)
+{
+	static uint8_t mem[128];
+	struct plx_region reg;
+	struct plx_desc d;
+	struct plx_op op;
+	struct plx_ep *ep;
+
+	side_init(&A, "127.0.0.1", NULL, NULL);
+	side_init(&B, NULL, NULL, NULL);
+	ep = connect_pair();
+	EXPECT_OK(
+		plx_mem_register(&A.r, &reg, mem, sizeof(mem), PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_desc(&A.r, &reg, &d));
+	plx_op_init(&op, NULL, NULL);
+	EXPECT_OK(plx_ep_write_mt(ep, &op, "first", 6, &d, 0));
+	EXPECT_STATUS(plx_ep_write_mt(ep, &op, "second", 7, &d, 64), PLX_EBUSY);
+	EXPECT_STATUS(plx_ep_send_mt(ep, &op, "x", 1, 0), PLX_EBUSY);
+	EXPECT_STATUS(plx_ep_recv_mt(ep, &op, mem, 1, 0, 0), PLX_EBUSY);
+	uint64_t end = plx_now_ns() + 2000000000ull;
+
+	while (!plx_req_test_mt(&op.req) && plx_now_ns() < end)
+		pair_poll(&A, &B);
+	EXPECT_OK(op.req.status);
+	EXPECT_TRUE(!strcmp((char *)mem, "first"));
+	EXPECT_EQ(mem[64], 0);
+	EXPECT_OK(plx_mem_deregister(&A.r, &reg));
+	side_fini(&B, &A);
+	side_fini(&A, NULL);
+}
+
 int main(void)
 {
 	test_resolve_named_region_registered_later();
 	test_pool_receive_mode_backpressure();
 	test_batch_leaves_together();
 	test_any_thread_submission();
+	test_many_reads_in_flight_do_not_stall();
+	test_mt_refuses_op_in_flight();
 	return 0;
 }

@@ -45,6 +45,7 @@ static struct plx_ep *connect_striped(uint32_t stripes)
 		pair_poll(&A, &B);
 	EXPECT_EQ(up_conns(&A), stripes + 1);
 	EXPECT_EQ(up_conns(&B), stripes + 1);
+	EXPECT_EQ(plx_ep_conn_count(ep), stripes + 1);
 	/* one endpoint each side, however many connections */
 	EXPECT_EQ(plx__tcp_get(&A.r)->neps, 1);
 	EXPECT_EQ(plx__tcp_get(&B.r)->neps, 1);
@@ -148,9 +149,52 @@ static void test_split_op_cancel_and_broken_stripe(void)
 	side_fini(&A, NULL);
 }
 
+/* Split ops inside a batch are still split, and leave at batch end. */
+static void test_split_inside_batch(void)
+{
+	struct plx_ep *ep = connect_striped(2);
+	size_t n = 1u << 20;
+	uint8_t *target = calloc(1, n), *src = malloc(n);
+	struct plx_region reg;
+	struct plx_desc d;
+	struct tracked w, s;
+	uint64_t before[8] = {0};
+	int k = 0;
+
+	memset(src, 0x3c, n);
+	EXPECT_OK(plx_mem_register(&A.r, &reg, target, n, PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_desc(&A.r, &reg, &d));
+	for (struct plx__conn *c = plx__tcp_get(&B.r)->conns; c && k < 8;
+	     c = c->next)
+		before[k++] = c->tx_seq;
+	EXPECT_OK(plx_ep_batch_begin(ep));
+	tracked_init(&w);
+	tracked_init(&s);
+	EXPECT_OK(plx_ep_write(ep, &w.op, src, n, &d, 0));
+	EXPECT_OK(plx_ep_send(ep, &s.op, "tail", 5, 1));
+	for (int i = 0; i < 10; i++)
+		plx_reactor_poll(&A.r);
+	EXPECT_EQ(target[0], 0); /* nothing left before the batch ended */
+	EXPECT_OK(plx_ep_batch_end(ep));
+	EXPECT_TRUE(pair_until(&A, &B, &w.done, 5000));
+	EXPECT_OK(w.status);
+	EXPECT_MEM_EQ(target, src, n);
+	k = 0;
+	for (struct plx__conn *c = plx__tcp_get(&B.r)->conns; c && k < 8;
+	     c = c->next, k++)
+		EXPECT_GT(c->tx_seq, before[k]);
+	EXPECT_TRUE(pair_until(&A, &B, &s.done, 2000));
+	EXPECT_OK(plx_mem_deregister(&A.r, &reg));
+	free(target);
+	free(src);
+	side_fini(&B, &A);
+	side_fini(&A, NULL);
+}
+
 int main(void)
 {
 	test_split_write_and_read_verified();
 	test_split_op_cancel_and_broken_stripe();
+	test_split_inside_batch();
 	return 0;
 }

@@ -158,8 +158,9 @@ PLX_API int plx_ep_resolve(struct plx_ep *ep, struct plx_op *op,
 /*
  * plx_ep_batch_begin() / plx_ep_batch_end() - ops submitted on @ep between
  * the two calls are queued without being sent; _end sends them all with as
- * few system calls as possible (one writev for the lot when the socket
- * takes it). Nests. Each op still completes on its own.
+ * few system calls as possible (one writev per connection for the lot when
+ * the socket takes it). Nests. Large ops are still split over the striped
+ * connections. Each op still completes on its own.
  * Return: 0; PLX_EINVAL (end without begin). Thread context: owner thread.
  */
 PLX_API int plx_ep_batch_begin(struct plx_ep *ep);
@@ -218,6 +219,10 @@ PLX_API void plx_ep_peer(const struct plx_ep *ep, uint8_t *node_out,
 /* plx_ep_set_user() / plx_ep_user() - one caller pointer per endpoint. */
 PLX_API void plx_ep_set_user(struct plx_ep *ep, void *user);
 PLX_API void *plx_ep_user(const struct plx_ep *ep);
+
+/* plx_ep_conn_count() - established connections of @ep (the primary plus
+ * striped data connections that are up), or PLX_EINVAL. Owner thread. */
+PLX_API int plx_ep_conn_count(const struct plx_ep *ep);
 
 /* plx_ep_is_up() - 1 when the endpoint has an established connection. */
 PLX_API int plx_ep_is_up(const struct plx_ep *ep);

@@ -735,7 +735,7 @@ static int rx_staged(struct plx__conn *c)
 		}
 		/* keep room for the NACK / ACK / response this may need */
 		if (c->ctrl_used + 2 >= PLX__TCP_CTRL)
-			return 1;
+			return 2;
 		if (c->cur.payload_len == 0 && c->cur.opcode != PLX__OP_SEND &&
 		    c->cur.opcode != PLX__OP_WRITE &&
 		    c->cur.opcode != PLX__OP_WRITE_IMM &&
@@ -819,6 +819,19 @@ int plx__conn_rx(struct plx__conn *c)
 			}
 		} else {
 			rc = rx_staged(c);
+			if (rc == 2) {
+				/* out of control entries: send what is queued
+				 * and go on if that freed some; otherwise the
+				 * peer is not reading, so stop reading too
+				 * (resumed when the socket drains) */
+				send_ack(c);
+				rc = plx__conn_flush(c);
+				if (rc)
+					break;
+				if (c->ctrl_used + 2 < PLX__TCP_CTRL)
+					continue;
+				rc = 1;
+			}
 			if (rc)
 				break;
 			if (c->rx_state == PLX__RX_PAYLOAD)
@@ -900,7 +913,7 @@ void plx__tcp_flush_dirty(struct plx__tcp *t)
 
 /* Try again on a paused connection (a receive was posted, a slot or a
  * control entry freed). */
-static int conn_resume(struct plx__conn *c)
+int plx__conn_resume(struct plx__conn *c)
 {
 	resume_rx(c);
 	return plx__conn_rx(c);
@@ -933,7 +946,7 @@ int plx__conn_on_event(struct plx__conn *c, uint32_t events)
 		}
 		n++;
 		if (c->rx_paused && c->ctrl_used + 2 < PLX__TCP_CTRL)
-			return n + conn_resume(c);
+			return n + plx__conn_resume(c);
 	}
 	if (c->state != PLX__C_DEAD && c->rx_paused &&
 	    (events & (EPOLLERR | EPOLLHUP))) {
@@ -961,7 +974,7 @@ int plx__tcp_resume_all(struct plx__tcp *t)
 	for (c = t->conns; c && t->paused; c = next) {
 		next = c->next;
 		if (c->rx_paused)
-			n += conn_resume(c);
+			n += plx__conn_resume(c);
 	}
 	return n;
 }

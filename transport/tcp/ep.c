@@ -254,7 +254,7 @@ static bool try_split(struct plx_ep *ep, struct plx__op *o)
 	uint64_t chunk = t->cfg.stripe_chunk, npieces;
 	uint32_t n = 0;
 
-	if (!t->cfg.stripes || ep->corked ||
+	if (!t->cfg.stripes ||
 	    (o->kind != PLX__K_WRITE && o->kind != PLX__K_READ) ||
 	    o->len < t->cfg.stripe_threshold)
 		return false;
@@ -1155,13 +1155,27 @@ PLX_API int plx_ep_batch_end(struct plx_ep *ep)
 		return PLX_EINVAL;
 	if (--ep->corked)
 		return 0;
-	c = ep->conn;
-	if (c && c->state == PLX__C_UP && c->txq_head) {
+	/* pieces of split ops may sit on every data connection */
+	for (c = ep->conns; c; c = c->ep_next) {
+		if (c->state != PLX__C_UP || !c->txq_head || c->want_out)
+			continue;
 		rc = plx__conn_flush(c);
 		if (rc)
 			plx__conn_fail(c, rc);
 	}
 	return 0;
+}
+
+PLX_API int plx_ep_conn_count(const struct plx_ep *ep)
+{
+	int n = 0;
+
+	if (!ep)
+		return PLX_EINVAL;
+	ep = ep->canon;
+	for (const struct plx__conn *c = ep->conns; c; c = c->ep_next)
+		n += c->state == PLX__C_UP;
+	return n;
 }
 
 /* ---- any-thread submission ---------------------------------------------- */
@@ -1198,6 +1212,13 @@ static int mt_start(struct plx_reactor *r, struct plx_req *req)
 	return PLX_EINPROGRESS;
 }
 
+/* An op in flight belongs to pollux: refuse before touching its fields. */
+static int mt_busy(const struct plx_op *op)
+{
+	return (plx__load_acquire(&op->req.plx_state) & PLX__REQ_STATE_MASK) ==
+	       PLX__REQ_QUEUED;
+}
+
 static int mt_submit(struct plx_ep *ep, struct plx_op *op, uint8_t kind)
 {
 	struct plx__op *o = plx__op(op);
@@ -1214,6 +1235,8 @@ PLX_API int plx_ep_send_mt(struct plx_ep *ep, struct plx_op *op,
 
 	if (!ep || !op || (!buf && len))
 		return PLX_EINVAL;
+	if (mt_busy(op))
+		return PLX_EBUSY;
 	if (len > ep->t->cfg.max_message)
 		return PLX_EMSGSIZE;
 	o->src = buf;
@@ -1229,6 +1252,8 @@ PLX_API int plx_ep_recv_mt(struct plx_ep *ep, struct plx_op *op, void *buf,
 
 	if (!ep || !op || (!buf && cap))
 		return PLX_EINVAL;
+	if (mt_busy(op))
+		return PLX_EBUSY;
 	o->dst = buf;
 	o->len = cap;
 	o->tag = tag;
@@ -1245,6 +1270,8 @@ static int rma_mt(struct plx_ep *ep, struct plx_op *op, uint8_t kind,
 	if (!ep || !op || !d || (!src && !dst && len) || off > d->len ||
 	    len > d->len - off || (kind == PLX__K_READ && (!len || !dst)))
 		return PLX_EINVAL;
+	if (mt_busy(op))
+		return PLX_EBUSY;
 	if (len > ep->t->cfg.max_frame)
 		return PLX_EMSGSIZE;
 	o->src = src;

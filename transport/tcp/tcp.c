@@ -138,8 +138,15 @@ static int poll_direct(struct plx__tcp *t, bool *need_epoll)
 		if (c->want_out && !c->reap) {
 			int rc = plx__conn_flush(c);
 
-			if (rc)
+			if (rc) {
 				plx__conn_fail(c, rc);
+				continue;
+			}
+			/* stopped reading for lack of control entries? */
+			if (c->rx_paused && c->ctrl_used + 2 < PLX__TCP_CTRL) {
+				events += plx__conn_resume(c);
+				continue;
+			}
 		}
 		if (conn_hot(c))
 			events += plx__conn_rx(c);

@@ -280,6 +280,7 @@ struct plx__ctrl *plx__conn_ctrl(struct plx__conn *c);
 int plx__conn_send_ctrl(struct plx__conn *c, const struct plx__frame *f,
 			const void *payload, uint64_t len);
 int plx__conn_rx(struct plx__conn *c);
+int plx__conn_resume(struct plx__conn *c);
 void plx__conn_mark_dirty(struct plx__conn *c);
 void plx__tcp_region_gone(struct plx__tcp *t, uint64_t addr, uint64_t len);
 void plx__tcp_flush_dirty(struct plx__tcp *t);
