@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "pollux/mem.h"
 #include "pollux/reactor.h"
@@ -73,6 +74,7 @@ struct plx__reactor {
 	bool armed;
 	bool in_poll;
 	uint64_t tfd_deadline; /* deadline programmed into tfd, 0: none */
+	uint64_t coarse_res;   /* resolution of plx__now_coarse() */
 	struct plx_reactor_config cfg;
 	uint64_t epoch;
 	void *heap; /* mi_heap_t */
@@ -115,6 +117,23 @@ void plx__assert_owner_fail(const struct plx__reactor *x, const char *fn);
 
 #define PLX__LIKELY(x) __builtin_expect(!!(x), 1)
 #define PLX__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/*
+ * CLOCK_MONOTONIC_COARSE in nanoseconds: a few ns to read, a few ms of
+ * resolution (the kernel tick). It never runs ahead of plx_now_ns() and
+ * lags it by at most plx__coarse_res(). For deadlines measured in
+ * milliseconds (op timeouts, keepalive) on hot paths.
+ */
+static inline uint64_t plx__now_coarse(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Resolution of plx__now_coarse(), read once. */
+uint64_t plx__coarse_res(void);
 
 /* alloc.c: the reactor's mimalloc heap. Setup paths only, owner thread. */
 int plx__heap_create(struct plx__reactor *x);

@@ -45,6 +45,15 @@ PLX_API uint64_t plx_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t plx__coarse_res(void)
+{
+	struct timespec ts;
+
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &ts))
+		return 10000000; /* assume a 10 ms tick */
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 PLX_API void plx_reactor_config_init(struct plx_reactor_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -185,6 +194,7 @@ PLX_API int plx_reactor_init(struct plx_reactor *r,
 		return rc;
 	x->owner = pthread_self();
 	x->epfd = x->evfd = x->tfd = -1;
+	x->coarse_res = plx__coarse_res();
 
 	rc = plx__heap_create(x);
 	if (rc)
@@ -384,8 +394,10 @@ PLX_API int plx_reactor_poll(struct plx_reactor *r)
 	/* phases 2-4: CQs, sockets, CUDA events (slots sorted by phase) */
 	if (x->ntransports)
 		n += poll_transports(r, x);
-	/* phase 5: timers; the clock is read only when one is armed */
-	if (x->timers.n)
+	/* phase 5: timers. The precise clock is read only when the coarse
+	 * one (a few ns) says the earliest deadline may have passed. */
+	if (x->timers.n &&
+	    plx__now_coarse() + x->coarse_res >= plx__timers_next(x))
 		n += plx__timers_run(r, plx_now_ns());
 	/* phase 6: deferred completions */
 	if (x->deferred.head)

@@ -31,11 +31,12 @@ struct plx_tcp_config {
 				      * unexpected messages wait in the
 				      * socket until a receive is posted) */
 	uint32_t stripes;	       /* extra data connections the
-				      * connecting side opens per peer; see
-				      * docs/benchmarks.md for the default */
+				      * connecting side opens per peer; 0
+				      * (measured: no gain on 2 cores, see
+				      * docs/benchmarks.md) */
 	uint32_t stripe_threshold;     /* writes/reads of at least this many
 				      * bytes are split over the data
-				      * connections; 1 MiB */
+				      * connections; 8 MiB */
 	uint32_t stripe_chunk;	       /* bytes per piece of a split op;
 				      * 256 KiB */
 	uint32_t max_pieces;	       /* pieces in flight, all peers; 4096 */

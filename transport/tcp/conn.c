@@ -61,7 +61,7 @@ struct plx__conn *plx__conn_new(struct plx__tcp *t, int fd, uint8_t role,
 	c->role = role;
 	c->state = state;
 	c->rx_slot = -1;
-	c->last_rx_ns = plx_now_ns();
+	c->last_rx_ns = plx__now_coarse();
 	/* covers connect() too: a SYN that is never answered times out */
 	c->hs_deadline = c->last_rx_ns + t->cfg.handshake_timeout_ns;
 	for (int i = PLX__TCP_CTRL - 1; i >= 0; i--) {
@@ -196,6 +196,32 @@ static void tx_done(struct plx__conn *c, struct plx__txe *e)
 	}
 }
 
+/*
+ * Small batches (a message and the ACK riding with it) are gathered into
+ * one contiguous buffer and sent with send(): on this path the kernel's
+ * iovec import costs more than copying a few dozen bytes. Anything larger
+ * goes out with sendmsg() straight from the callers' buffers.
+ */
+#define PLX__TCP_GATHER 256
+
+static ssize_t tx_send(struct plx__conn *c, const struct iovec *iov, int k,
+		       const struct msghdr *msg)
+{
+	uint8_t buf[PLX__TCP_GATHER];
+	size_t total = 0;
+
+	if (k == 1)
+		return send(c->fd, iov[0].iov_base, iov[0].iov_len,
+			    MSG_NOSIGNAL | MSG_DONTWAIT);
+	for (int i = 0; i < k; i++) {
+		if (iov[i].iov_len > PLX__TCP_GATHER - total)
+			return sendmsg(c->fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		memcpy(buf + total, iov[i].iov_base, iov[i].iov_len);
+		total += iov[i].iov_len;
+	}
+	return send(c->fd, buf, total, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 int plx__conn_flush(struct plx__conn *c)
 {
 	struct iovec iov[PLX__TCP_IOV];
@@ -226,7 +252,7 @@ int plx__conn_flush(struct plx__conn *c)
 			}
 		}
 		msg.msg_iovlen = (size_t)k;
-		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = tx_send(c, iov, k, &msg);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -351,7 +377,7 @@ void plx__conn_start_handshake(struct plx__conn *c)
 	struct plx__ctrl *e;
 	int rc;
 
-	c->hs_deadline = plx_now_ns() + t->cfg.handshake_timeout_ns;
+	c->hs_deadline = plx__now_coarse() + t->cfg.handshake_timeout_ns;
 	rc = plx__hs_init(&c->hs, x->cfg.node_id, x->epoch, c->role, c->index,
 			  PLX__CAP_ALL, t->have_key ? t->key : NULL);
 	e = rc ? NULL : plx__conn_ctrl(c);
@@ -783,6 +809,15 @@ static void send_ack(struct plx__conn *c)
 		c->ack_sent = c->rx_seq;
 }
 
+/* Bytes arrived: the peer is alive, and this connection stays on the
+ * direct-polling list for a while (striped pieces arrive in streams). */
+static void rx_seen(struct plx__conn *c)
+{
+	c->last_rx_ns = plx__now_coarse();
+	c->pings_out = 0;
+	c->hot_until = c->t->npolls + 4096;
+}
+
 /* Read and handle what the socket has, within a bound. */
 int plx__conn_rx(struct plx__conn *c)
 {
@@ -805,8 +840,7 @@ int plx__conn_rx(struct plx__conn *c)
 				break;
 			n = recv(c->fd, dst, want, MSG_DONTWAIT);
 			if (n > 0) {
-				c->last_rx_ns = plx_now_ns();
-				c->pings_out = 0;
+				rx_seen(c);
 				drained = (uint64_t)n < want;
 				if (c->rx_dst)
 					c->rx_dst += n;
@@ -849,8 +883,7 @@ int plx__conn_rx(struct plx__conn *c)
 			n = recv(c->fd, c->stage + c->rx_end,
 				 PLX__TCP_STAGE - c->rx_end, MSG_DONTWAIT);
 			if (n > 0) {
-				c->last_rx_ns = plx_now_ns();
-				c->pings_out = 0;
+				rx_seen(c);
 				drained = (uint32_t)n <
 					  PLX__TCP_STAGE - c->rx_end;
 				c->rx_end += (uint32_t)n;

@@ -798,7 +798,9 @@ static int op_start_as(struct plx_ep *ep, struct plx__op *o, bool begun)
 		return rc;
 	o->ep = ep;
 	o->cancelled = 0;
-	o->deadline = plx_now_ns() +
+	/* the coarse clock (a few ms resolution) is plenty for timeouts and
+	 * costs a fraction of the precise one on the submission path */
+	o->deadline = plx__now_coarse() +
 		      (o->timeout_ns ? o->timeout_ns : t->cfg.op_timeout_ns);
 	ep->inflight++;
 	if (o->kind == PLX__K_RECV) {

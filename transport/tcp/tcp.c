@@ -34,8 +34,8 @@ PLX_API void plx_tcp_config_init(struct plx_tcp_config *cfg)
 	cfg->max_recvs = 1024;
 	cfg->unexpected_count = 256;
 	cfg->unexpected_size = 8192;
-	cfg->stripes = 2;
-	cfg->stripe_threshold = 1u << 20;
+	cfg->stripes = 0;
+	cfg->stripe_threshold = 8u << 20;
 	cfg->stripe_chunk = 256u << 10;
 	cfg->max_pieces = 4096;
 	cfg->op_timeout_ns = 30ull * 1000000000ull;
@@ -75,7 +75,7 @@ void plx__tcp_watch(struct plx__conn *c, bool want_out)
 static void on_tick(struct plx_reactor *r, struct plx_timer *tm)
 {
 	(void)r;
-	plx__tcp_expire(tm->user, plx_now_ns());
+	plx__tcp_expire(tm->user, plx__now_coarse());
 }
 
 static int accept_all(struct plx__tcp *t, int lfd, uint32_t budget)
@@ -123,7 +123,8 @@ static bool conn_hot(const struct plx__conn *c)
 		c->state == PLX__C_HANDSHAKE) &&
 	       !c->rx_paused && !c->reap &&
 	       (c->index == 0 || c->wait_ack.n || c->wait_read.n ||
-		c->rx_state == PLX__RX_PAYLOAD);
+		c->rx_state == PLX__RX_PAYLOAD ||
+		(int32_t)(c->hot_until - c->t->npolls) > 0);
 }
 
 static int poll_direct(struct plx__tcp *t, bool *need_epoll)

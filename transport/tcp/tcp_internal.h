@@ -153,8 +153,9 @@ struct plx__conn {
 	bool rx_paused; /* waiting for a receive or a slot */
 	bool close_sent;
 	bool close_rcvd;
-	bool reap;     /* dead: freed at the end of the socket phase */
-	bool tx_dirty; /* frames queued, to flush at the next poll */
+	bool reap;	    /* dead: freed at the end of the socket phase */
+	bool tx_dirty;	    /* frames queued, to flush at the next poll */
+	uint32_t hot_until; /* read directly until this socket-phase count */
 	uint64_t hs_deadline;
 	struct plx__hs hs;
 
