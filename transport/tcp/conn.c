@@ -778,6 +778,7 @@ static int rx_staged(struct plx__conn *c)
 			return rc;
 		c->rx_start += (uint32_t)hl;
 		c->rx_left = c->cur.payload_len;
+		c->rx_big = c->rx_left >= PLX__TCP_BIG;
 		c->rx_state = PLX__RX_PAYLOAD;
 		/* the part of the payload that came with the header */
 		avail = c->rx_end - c->rx_start;
@@ -826,6 +827,7 @@ int plx__conn_rx(struct plx__conn *c)
 	 * syscall to hear EAGAIN (level-triggered epoll, or the next direct
 	 * poll, sees anything that arrives later) */
 	bool drained = false;
+	uint32_t space;
 
 	for (int round = 0; round < 8 && c->state != PLX__C_DEAD; round++) {
 		ssize_t n;
@@ -880,12 +882,17 @@ int plx__conn_rx(struct plx__conn *c)
 			}
 			if (drained)
 				break;
-			n = recv(c->fd, c->stage + c->rx_end,
-				 PLX__TCP_STAGE - c->rx_end, MSG_DONTWAIT);
+			/* after a large frame, read just a header's worth
+			 * into staging, so the next large payload is copied
+			 * by the kernel straight into place, not through here */
+			space = PLX__TCP_STAGE - c->rx_end;
+			if (c->rx_big && space > PLX__WIRE_HDR_MAX)
+				space = PLX__WIRE_HDR_MAX;
+			n = recv(c->fd, c->stage + c->rx_end, space,
+				 MSG_DONTWAIT);
 			if (n > 0) {
 				rx_seen(c);
-				drained = (uint32_t)n <
-					  PLX__TCP_STAGE - c->rx_end;
+				drained = (uint32_t)n < space;
 				c->rx_end += (uint32_t)n;
 				events++;
 				continue;

@@ -30,6 +30,8 @@
 #include "transport/transport.h"
 
 #define PLX__TCP_STAGE (16 * 1024) /* receive staging buffer per conn */
+#define PLX__TCP_BIG (8 * 1024)	   /* payloads from here on are "large" */
+#define PLX__TCP_BIG (8 * 1024)	   /* payloads from here on: "large" */
 #define PLX__TCP_CTRL 64	   /* control frames queued per conn */
 #define PLX__TCP_MAX_LISTEN 4
 #define PLX__TCP_IOV 64 /* iovecs per writev */
@@ -155,6 +157,7 @@ struct plx__conn {
 	bool close_rcvd;
 	bool reap;	    /* dead: freed at the end of the socket phase */
 	bool tx_dirty;	    /* frames queued, to flush at the next poll */
+	bool rx_big;	    /* the last payload was large: read headers alone */
 	uint32_t hot_until; /* read directly until this socket-phase count */
 	uint64_t hs_deadline;
 	struct plx__hs hs;
