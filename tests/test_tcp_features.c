@@ -303,7 +303,7 @@ static void test_many_reads_in_flight_do_not_stall(void)
 	side_fini(&A, NULL);
 }
 
-/* An _mt call on an op still in flight is refused without touching it. */
+/* A submission of an op still in flight is refused without touching it. */
 static void test_mt_refuses_op_in_flight(void)
 {
 	static uint8_t mem[128];
@@ -323,12 +323,18 @@ static void test_mt_refuses_op_in_flight(void)
 	EXPECT_STATUS(plx_ep_write_mt(ep, &op, "second", 7, &d, 64), PLX_EBUSY);
 	EXPECT_STATUS(plx_ep_send_mt(ep, &op, "x", 1, 0), PLX_EBUSY);
 	EXPECT_STATUS(plx_ep_recv_mt(ep, &op, mem, 1, 0, 0), PLX_EBUSY);
+	/* the owner-thread calls refuse it the same way */
+	EXPECT_STATUS(plx_ep_write(ep, &op, "third", 6, &d, 32), PLX_EBUSY);
+	EXPECT_STATUS(plx_ep_read(ep, &op, mem + 96, 8, &d, 0), PLX_EBUSY);
+	EXPECT_STATUS(plx_ep_send(ep, &op, "y", 1, 0), PLX_EBUSY);
+	EXPECT_STATUS(plx_ep_recv(ep, &op, mem, 1, 0, 0), PLX_EBUSY);
 	uint64_t end = plx_now_ns() + 2000000000ull;
 
 	while (!plx_req_test_mt(&op.req) && plx_now_ns() < end)
 		pair_poll(&A, &B);
 	EXPECT_OK(op.req.status);
 	EXPECT_TRUE(!strcmp((char *)mem, "first"));
+	EXPECT_EQ(mem[32], 0);
 	EXPECT_EQ(mem[64], 0);
 	EXPECT_OK(plx_mem_deregister(&A.r, &reg));
 	side_fini(&B, &A);

@@ -767,6 +767,14 @@ PLX_API void plx_op_init(struct plx_op *op, plx_req_cb cb, void *user)
 
 static int op_start(struct plx_ep *ep, struct plx__op *o);
 
+/* An op in flight belongs to pollux: every submission refuses it before
+ * touching any of its fields. */
+static int op_busy(const struct plx_op *op)
+{
+	return (plx__load_acquire(&op->req.plx_state) & PLX__REQ_STATE_MASK) ==
+	       PLX__REQ_QUEUED;
+}
+
 static int op_begin(struct plx_ep **epp, struct plx_op *op)
 {
 	struct plx_ep *ep;
@@ -777,6 +785,8 @@ static int op_begin(struct plx_ep **epp, struct plx_op *op)
 	ep = (*epp)->canon;
 	t = ep->t;
 	PLX__ASSERT_OWNER(plx__r(t->r));
+	if (op_busy(op))
+		return PLX_EBUSY;
 	if (ep->closing)
 		return PLX_ESHUTDOWN;
 	if (!ep->conn && !ep_connecting(ep))
@@ -887,6 +897,8 @@ PLX_API int plx_ep_recv(struct plx_ep *ep, struct plx_op *op, void *buf,
 		return PLX_EINVAL;
 	ep = ep->canon;
 	PLX__ASSERT_OWNER(plx__r(ep->t->r));
+	if (op_busy(op))
+		return PLX_EBUSY;
 	if (ep->closing)
 		return PLX_ESHUTDOWN;
 	if (ep->posted.n >= ep->t->cfg.max_recvs)
@@ -916,21 +928,16 @@ static int op_start(struct plx_ep *ep, struct plx__op *o)
 	return op_start_as(ep, o, false);
 }
 
-static int rma(struct plx_ep *ep, struct plx_op *op, uint8_t kind,
-	       const void *src, void *dst, size_t len, const struct plx_desc *d,
-	       uint64_t off, uint32_t imm)
+/* Check a remote access and record it in @o (both submission paths). */
+static int rma_fill(const struct plx_ep *ep, struct plx__op *o, uint8_t kind,
+		    const void *src, void *dst, size_t len,
+		    const struct plx_desc *d, uint64_t off, uint32_t imm)
 {
-	struct plx__op *o = plx__op(op);
-	int rc = op_begin(&ep, op);
-
-	if (rc)
-		return rc;
-	if (!d || (!src && !dst && len) || off > d->len || len > d->len - off)
+	if (!d || (!src && !dst && len) || off > d->len || len > d->len - off ||
+	    (kind == PLX__K_READ && (!len || !dst)))
 		return PLX_EINVAL;
 	if (len > ep->t->cfg.max_frame)
 		return PLX_EMSGSIZE;
-	if (kind == PLX__K_READ && !len)
-		return PLX_EINVAL;
 	o->kind = kind;
 	o->src = src;
 	o->dst = dst;
@@ -938,7 +945,19 @@ static int rma(struct plx_ep *ep, struct plx_op *op, uint8_t kind,
 	o->raddr = d->addr + off;
 	o->rkey = d->key;
 	o->imm = imm;
-	return op_start(ep, o);
+	return 0;
+}
+
+static int rma(struct plx_ep *ep, struct plx_op *op, uint8_t kind,
+	       const void *src, void *dst, size_t len, const struct plx_desc *d,
+	       uint64_t off, uint32_t imm)
+{
+	int rc = op_begin(&ep, op);
+
+	if (!rc)
+		rc = rma_fill(ep, plx__op(op), kind, src, dst, len, d, off,
+			      imm);
+	return rc ? rc : op_start(ep, plx__op(op));
 }
 
 PLX_API int plx_ep_write(struct plx_ep *ep, struct plx_op *op, const void *src,
@@ -958,8 +977,6 @@ PLX_API int plx_ep_write_imm(struct plx_ep *ep, struct plx_op *op,
 PLX_API int plx_ep_read(struct plx_ep *ep, struct plx_op *op, void *dst,
 			size_t len, const struct plx_desc *src, uint64_t off)
 {
-	if (!dst)
-		return PLX_EINVAL;
 	return rma(ep, op, PLX__K_READ, NULL, dst, len, src, off, 0);
 }
 
@@ -1214,13 +1231,6 @@ static int mt_start(struct plx_reactor *r, struct plx_req *req)
 	return PLX_EINPROGRESS;
 }
 
-/* An op in flight belongs to pollux: refuse before touching its fields. */
-static int mt_busy(const struct plx_op *op)
-{
-	return (plx__load_acquire(&op->req.plx_state) & PLX__REQ_STATE_MASK) ==
-	       PLX__REQ_QUEUED;
-}
-
 static int mt_submit(struct plx_ep *ep, struct plx_op *op, uint8_t kind)
 {
 	struct plx__op *o = plx__op(op);
@@ -1237,7 +1247,7 @@ PLX_API int plx_ep_send_mt(struct plx_ep *ep, struct plx_op *op,
 
 	if (!ep || !op || (!buf && len))
 		return PLX_EINVAL;
-	if (mt_busy(op))
+	if (op_busy(op))
 		return PLX_EBUSY;
 	if (len > ep->t->cfg.max_message)
 		return PLX_EMSGSIZE;
@@ -1254,7 +1264,7 @@ PLX_API int plx_ep_recv_mt(struct plx_ep *ep, struct plx_op *op, void *buf,
 
 	if (!ep || !op || (!buf && cap))
 		return PLX_EINVAL;
-	if (mt_busy(op))
+	if (op_busy(op))
 		return PLX_EBUSY;
 	o->dst = buf;
 	o->len = cap;
@@ -1267,22 +1277,14 @@ static int rma_mt(struct plx_ep *ep, struct plx_op *op, uint8_t kind,
 		  const void *src, void *dst, size_t len,
 		  const struct plx_desc *d, uint64_t off, uint32_t imm)
 {
-	struct plx__op *o = plx__op(op);
+	int rc;
 
-	if (!ep || !op || !d || (!src && !dst && len) || off > d->len ||
-	    len > d->len - off || (kind == PLX__K_READ && (!len || !dst)))
+	if (!ep || !op)
 		return PLX_EINVAL;
-	if (mt_busy(op))
+	if (op_busy(op))
 		return PLX_EBUSY;
-	if (len > ep->t->cfg.max_frame)
-		return PLX_EMSGSIZE;
-	o->src = src;
-	o->dst = dst;
-	o->len = len;
-	o->raddr = d->addr + off;
-	o->rkey = d->key;
-	o->imm = imm;
-	return mt_submit(ep, op, kind);
+	rc = rma_fill(ep, plx__op(op), kind, src, dst, len, d, off, imm);
+	return rc ? rc : mt_submit(ep, op, kind);
 }
 
 PLX_API int plx_ep_write_mt(struct plx_ep *ep, struct plx_op *op,
