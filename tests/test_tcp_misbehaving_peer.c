@@ -264,6 +264,10 @@ struct evil {
 	uint8_t resp_data[MAX_RESP][RESP_MAX];
 	int close_frames;
 	int close_status;
+	/* bytes sent in the same write() as our READY (frames that arrive
+	 * together with the end of the handshake) */
+	uint8_t ready_tail[256];
+	size_t ready_tail_len;
 	int ping_pending;
 	uint64_t ping_id;
 	int pongs;
@@ -355,8 +359,16 @@ static void evil_frame(const struct plx__frame *f, const uint8_t *payload)
 		if (!E.hs.hello_sent || E.hs_status < 0)
 			return;
 		rc = plx__hs_input(&E.hs, f, out, &out_len);
-		if (out_len)
+		if (out_len && rc >= 0 && E.hs.ready_sent && E.ready_tail_len) {
+			uint8_t both[PLX__WIRE_HDR_MAX + sizeof(E.ready_tail)];
+
+			memcpy(both, out, out_len);
+			memcpy(both + out_len, E.ready_tail, E.ready_tail_len);
+			evil_send_nb(both, out_len + E.ready_tail_len);
+			E.ready_tail_len = 0;
+		} else if (out_len) {
 			evil_send_nb(out, out_len);
+		}
 		if (rc == 1)
 			E.established = 1;
 		else if (rc < 0)
@@ -761,12 +773,15 @@ static void test_hello_then_garbage_closes(void)
  * session (node id and epoch); otherwise the target closes it once the
  * handshake is done, and no endpoint appears. */
 static void expect_stripe_refused(const char *name, const uint8_t *node,
-				  uint64_t epoch)
+				  uint64_t epoch, const uint8_t *tail,
+				  size_t tail_len)
 {
 	uint8_t b[PLX__WIRE_HDR_MAX];
 	int n;
 
 	case_begin(name);
+	memcpy(E.ready_tail, tail, tail_len);
+	E.ready_tail_len = tail_len;
 	EXPECT_OK(plx__hs_init(&E.hs, node, epoch, 0, 1, PLX__CAP_ALL, NULL));
 	n = plx__hs_hello(&E.hs, b);
 	EXPECT_GT(n, 0);
@@ -778,13 +793,28 @@ static void expect_stripe_refused(const char *name, const uint8_t *node,
 
 static void test_stripe_hello_without_session_closes(void)
 {
+	struct plx__frame f = {
+		.opcode = PLX__OP_SEND, .id = 1, .payload_len = 16};
+	uint8_t tail[128];
 	uint64_t epoch;
+	size_t n;
 
 	expect_stripe_refused("stripe HELLO for an unknown node",
-			      (const uint8_t *)"unknown node id!", 1);
+			      (const uint8_t *)"unknown node id!", 1, NULL, 0);
 	plx_reactor_node_id(&C.r, NULL, &epoch);
 	expect_stripe_refused("stripe HELLO with the client's node, old epoch",
-			      T.client_node, epoch + 1);
+			      T.client_node, epoch + 1, NULL, 0);
+
+	/* the same, with data frames in the same write as our READY: the
+	 * target refuses the connection while parsing that buffer and must
+	 * not go on to handle the frames behind the READY */
+	n = enc(&f, tail);
+	memset(tail + n, 0x5a, 16);
+	n += 16;
+	f = (struct plx__frame){.opcode = PLX__OP_PING, .id = 7};
+	n += enc(&f, tail + n);
+	expect_stripe_refused("stripe HELLO, frames behind the READY",
+			      (const uint8_t *)"unknown node id!", 1, tail, n);
 }
 
 /* After a valid handshake, @b is a protocol violation: the target closes

@@ -739,6 +739,11 @@ static int rx_staged(struct plx__conn *c)
 
 	while (c->rx_state == PLX__RX_HDR) {
 		uint32_t avail = c->rx_end - c->rx_start;
+
+		/* a frame handler may have failed the connection (e.g. the
+		 * handshake attached it to a peer that refused it) */
+		if (c->state == PLX__C_DEAD)
+			return 1;
 		uint32_t max = t->cfg.max_frame > t->cfg.max_message ?
 				       t->cfg.max_frame :
 				       t->cfg.max_message;
@@ -909,7 +914,8 @@ int plx__conn_rx(struct plx__conn *c)
 		break;
 	}
 	if (rc == 1) {
-		pause_rx(c);
+		if (c->state != PLX__C_DEAD)
+			pause_rx(c);
 		rc = 0;
 	}
 	if (c->state == PLX__C_DEAD)
