@@ -780,7 +780,8 @@ static void expect_stripe_refused(const char *name, const uint8_t *node,
 	int n;
 
 	case_begin(name);
-	memcpy(E.ready_tail, tail, tail_len);
+	if (tail_len) /* tail may be NULL: memcpy(x, NULL, 0) is UB */
+		memcpy(E.ready_tail, tail, tail_len);
 	E.ready_tail_len = tail_len;
 	EXPECT_OK(plx__hs_init(&E.hs, node, epoch, 0, 1, PLX__CAP_ALL, NULL));
 	n = plx__hs_hello(&E.hs, b);
