@@ -348,6 +348,10 @@ usage: ./build.sh [mode] [args...]
   bench reactor|tcp [args]
                      run plx_bench_reactor or plx_bench with [args]
                      (other arguments go to plx_bench_reactor)
+  rdma [ctest args]  build build/rdma (RelWithDebInfo, asserts on) and run the
+                     RDMA tests: test_rdma_vm boots a QEMU guest with
+                     soft-RoCE and runs test_rdma_device in it (root; first
+                     run apt-installs qemu and downloads Debian's kernel)
   install PREFIX     release build, then cmake --install to PREFIX
   clean              rm -rf build
   help               this text
@@ -371,7 +375,7 @@ clean)
 	run rm -rf build
 	exit 0
 	;;
-release | debug | run | test | asan | tsan | lint | fuzz | bench | install) ;;
+release | debug | run | test | asan | tsan | lint | fuzz | bench | rdma | install) ;;
 *)
 	usage >&2
 	die "unknown mode '$mode'"
@@ -404,6 +408,17 @@ test)
 		-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" \
 		-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g"
 	run_ctest build/test "$@"
+	;;
+rdma)
+	# The device tests need a verbs device; this host's kernel may have
+	# none, so test_rdma_vm runs them in a soft-RoCE QEMU guest
+	# (tests/rdma/run-rxe-vm.sh, docs/rdma.md). Root only.
+	[[ "$(id -u)" == 0 ]] || die "rdma: needs root (apt-get, QEMU guest)"
+	configure_and_build build/rdma -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" \
+		-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g" \
+		-DPLX_WITH_RDMA=ON -DPLX_RDMA_VM_TEST=ON
+	run_ctest build/rdma -R '^test_rdma_' "$@"
 	;;
 asan)
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:detect_leaks=1}

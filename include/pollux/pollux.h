@@ -6,6 +6,7 @@
 #include "pollux/ep.h"
 #include "pollux/export.h"
 #include "pollux/mem.h"
+#include "pollux/rdma.h"
 #include "pollux/reactor.h"
 #include "pollux/status.h"
 #include "pollux/tcp.h"

@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * RDMA transport: device selection and the per-reactor verbs resources
+ * (PD, completion channel, one CQ), polled in the reactor's CQ phase.
+ *
+ * Verbs objects are touched only by the owner thread. The CQ is polled
+ * directly in poll(); the completion channel exists only so that a
+ * sleeping owner wakes when a completion arrives: its fd is non-blocking
+ * and sits in the reactor's epoll set, poll() drains its events and arm()
+ * requests the next notification.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "reactor/internal.h"
+#include "transport/rdma/rdma_internal.h"
+#include "transport/transport.h"
+
+static const struct plx__transport_ops rdma_ops;
+
+struct plx__rdma *plx__rdma_get(struct plx_reactor *r)
+{
+	struct plx__reactor *x = plx__r(r);
+
+	for (uint32_t i = 0; i < x->ntransports; i++)
+		if (x->transports[i].ops == &rdma_ops)
+			return x->transports[i].ctx;
+	return NULL;
+}
+
+void plx_rdma_config_init(struct plx_rdma_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->device = NULL;
+	cfg->port = 0;
+	cfg->gid_index = -1;
+	cfg->cq_size = 4096;
+}
+
+int plx__rdma_gid_rank(int type, const uint8_t gid[16])
+{
+	static const uint8_t v4map[12] = {0, 0, 0, 0, 0,    0,
+					  0, 0, 0, 0, 0xff, 0xff};
+	static const uint8_t zero[16];
+
+	if (!memcmp(gid, zero, 16))
+		return 0;
+	if (type != IBV_GID_TYPE_ROCE_V2)
+		return 1;
+	if (!memcmp(gid, v4map, sizeof(v4map)))
+		return 4;
+	/* fe80::/10 link-local: fine on one L2 segment, never routed */
+	if (gid[0] == 0xfe && (gid[1] & 0xc0) == 0x80)
+		return 2;
+	return 3;
+}
+
+/* ---- completion queue phase ------------------------------------------ */
+
+static void rdma_deliver(struct plx_reactor *r, struct plx__rdma *d,
+			 const struct ibv_wc *wc)
+{
+	struct plx__rdma_wc_handler *h =
+		(struct plx__rdma_wc_handler *)(uintptr_t)wc->wr_id;
+
+	d->completions++;
+	if (!h) {
+		plx__log(d->x, PLX_LOG_WARN,
+			 "rdma: completion without handler: qp %u status %d "
+			 "(%s)",
+			 wc->qp_num, (int)wc->status,
+			 wc->status == IBV_WC_SUCCESS ? "success" : "error");
+		return;
+	}
+	h->fn(r, h, wc);
+}
+
+/* Take the completion channel's events (fd is non-blocking) so that the
+ * fd stops being readable; acknowledge them in batches (every ack takes a
+ * lock in libibverbs). Events mean the CQ's notification has fired. */
+static void rdma_drain_events(struct plx__rdma *d)
+{
+	struct ibv_cq *cq;
+	void *cq_ctx;
+
+	while (d->ibv->get_cq_event(d->ch, &cq, &cq_ctx) == 0) {
+		d->notify_armed = false;
+		d->unacked++;
+		d->cq_events++;
+	}
+	if (d->unacked >= 64) {
+		d->ibv->ack_cq_events(d->cq, d->unacked);
+		d->unacked = 0;
+	}
+}
+
+static int rdma_poll(struct plx_reactor *r, void *ctx, uint32_t budget)
+{
+	struct plx__rdma *d = ctx;
+	struct ibv_wc wc[PLX__RDMA_STASH];
+	uint32_t done = 0;
+	int n;
+
+	/* completions arm() already took off the CQ come first, in order */
+	while (d->nstash && done < budget) {
+		struct ibv_wc one = d->stash[0];
+
+		d->nstash--;
+		memmove(&d->stash[0], &d->stash[1],
+			d->nstash * sizeof(d->stash[0]));
+		rdma_deliver(r, d, &one);
+		done++;
+	}
+	/* Only after an arm: a busy-polling owner makes no syscall here. */
+	if (d->drain) {
+		d->drain = false;
+		rdma_drain_events(d);
+	}
+	while (done < budget) {
+		uint32_t want = budget - done;
+
+		if (want > PLX__RDMA_STASH)
+			want = PLX__RDMA_STASH;
+		n = ibv_poll_cq(d->cq, (int)want, wc);
+		if (n < 0) {
+			plx__log(d->x, PLX_LOG_ERROR,
+				 "rdma: ibv_poll_cq failed (%d)", n);
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			rdma_deliver(r, d, &wc[i]);
+		done += (uint32_t)n;
+		if ((uint32_t)n < want)
+			break;
+	}
+	return (int)done;
+}
+
+/*
+ * Request a notification, then poll once more: a completion that landed
+ * between the last poll and the request would otherwise raise no event
+ * (the notification covers only completions added after it). What that
+ * poll finds is stashed for the next poll() and the reactor stays awake.
+ */
+static int rdma_arm(struct plx_reactor *r, void *ctx)
+{
+	struct plx__rdma *d = ctx;
+	int n, rc;
+
+	(void)r;
+	if (d->nstash)
+		return PLX_EBUSY;
+	if (!d->notify_armed) {
+		rc = ibv_req_notify_cq(d->cq, 0);
+		if (rc) {
+			plx__log(d->x, PLX_LOG_ERROR,
+				 "rdma: ibv_req_notify_cq failed (%d)", rc);
+			return PLX_EBUSY; /* stay awake: keep polling */
+		}
+		d->notify_armed = true;
+	}
+	d->drain = true;
+	n = ibv_poll_cq(d->cq, PLX__RDMA_STASH, d->stash);
+	if (n > 0) {
+		d->nstash = (uint32_t)n;
+		return PLX_EBUSY;
+	}
+	return 0;
+}
+
+static uint64_t rdma_live(struct plx_reactor *r, void *ctx)
+{
+	struct plx__rdma *d = ctx;
+
+	(void)r;
+	/* completions not yet delivered keep the reactor busy */
+	return d->nstash;
+}
+
+/* Undo everything rdma_open() and plx_rdma_init() set up, in reverse. */
+static void rdma_teardown(struct plx_reactor *r, struct plx__rdma *d,
+			  bool watched)
+{
+	const struct plx__ibv *t = d->ibv;
+
+	if (watched)
+		plx__reactor_unwatch_fd(r, d->ch->fd);
+	if (d->cq) {
+		/* every event got must be acknowledged before the CQ goes */
+		if (d->unacked)
+			t->ack_cq_events(d->cq, d->unacked);
+		d->unacked = 0;
+		if (t->destroy_cq(d->cq))
+			plx__log(d->x, PLX_LOG_ERROR,
+				 "rdma: ibv_destroy_cq failed (QPs still "
+				 "attached?)");
+	}
+	if (d->ch && t->destroy_comp_channel(d->ch))
+		plx__log(d->x, PLX_LOG_ERROR,
+			 "rdma: ibv_destroy_comp_channel failed");
+	if (d->pd && t->dealloc_pd(d->pd))
+		plx__log(d->x, PLX_LOG_ERROR,
+			 "rdma: ibv_dealloc_pd failed (QPs or MRs still "
+			 "allocated?)");
+	if (d->ctx)
+		t->close_device(d->ctx);
+	plx__free(d->x, d);
+}
+
+static void rdma_fini(struct plx_reactor *r, void *ctx)
+{
+	rdma_teardown(r, ctx, true);
+}
+
+static const struct plx__transport_ops rdma_ops = {
+	.name = "rdma",
+	.phase = PLX__PHASE_CQ,
+	.poll = rdma_poll,
+	.arm = rdma_arm,
+	.live = rdma_live,
+	.fini = rdma_fini,
+	.region_gone = NULL,
+};
+
+/* ---- device, port and GID selection ---------------------------------- */
+
+static uint32_t mtu_bytes(enum ibv_mtu m)
+{
+	return (m >= IBV_MTU_256 && m <= IBV_MTU_4096) ? 128u << m : 0;
+}
+
+/* GID type of one entry: _ibv_query_gid_ex where rdma-core has it, else
+ * sysfs (what rdma-core itself reads). -1: unknown. */
+static int gid_type(const struct plx__ibv *t, struct ibv_device *dev,
+		    struct ibv_context *ctx, uint32_t port, int idx)
+{
+	char path[IBV_SYSFS_PATH_MAX + 64], buf[32];
+	ssize_t n;
+	int fd;
+
+	if (t->query_gid_ex) {
+		struct ibv_gid_entry e;
+
+		if (t->query_gid_ex(ctx, port, (uint32_t)idx, &e, 0,
+				    sizeof(e)) == 0)
+			return (int)e.gid_type;
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/ports/%u/gid_attrs/types/%d",
+		 dev->ibdev_path, port, idx);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	if (strstr(buf, "RoCE v2"))
+		return IBV_GID_TYPE_ROCE_V2;
+	if (strstr(buf, "RoCE v1"))
+		return IBV_GID_TYPE_ROCE_V1;
+	return IBV_GID_TYPE_IB;
+}
+
+/* Pick the GID of @port by the documented rule (or check cfg's index).
+ * Fills info gid fields. Return 0 or PLX_ENOENT. */
+static int choose_gid(struct plx__rdma *d, struct ibv_device *dev,
+		      const struct ibv_port_attr *pa)
+{
+	const struct plx__ibv *t = d->ibv;
+	struct plx_rdma_info *in = &d->info;
+	int best = -1, best_rank = 0;
+	union ibv_gid g;
+
+	for (int i = 0; i < pa->gid_tbl_len; i++) {
+		int type, rank;
+
+		if (d->cfg.gid_index >= 0 && i != d->cfg.gid_index)
+			continue;
+		if (t->query_gid(d->ctx, (uint8_t)in->port, i, &g))
+			continue;
+		type = gid_type(t, dev, d->ctx, in->port, i);
+		rank = plx__rdma_gid_rank(type, g.raw);
+		if (rank > best_rank) {
+			best = i;
+			best_rank = rank;
+			memcpy(in->gid, g.raw, 16);
+			in->roce_version =
+				pa->link_layer != IBV_LINK_LAYER_ETHERNET ? 0 :
+				type == IBV_GID_TYPE_ROCE_V2		  ? 2 :
+				type == IBV_GID_TYPE_ROCE_V1		  ? 1 :
+									    0;
+		}
+	}
+	if (best < 0) {
+		plx__log(d->x, PLX_LOG_WARN,
+			 "rdma: %s port %u: no usable (non-zero) GID%s%d",
+			 in->device, in->port,
+			 d->cfg.gid_index >= 0 ? " at index " : "",
+			 d->cfg.gid_index >= 0 ? d->cfg.gid_index : 0);
+		return PLX_ENOENT;
+	}
+	in->gid_index = best;
+	return 0;
+}
+
+/* First active port of the open device (or cfg's port, if active). */
+static int choose_port(struct plx__rdma *d, struct ibv_port_attr *pa_out)
+{
+	struct ibv_device_attr da;
+	uint32_t p;
+
+	if (d->ibv->query_device(d->ctx, &da))
+		return PLX_EVERBS;
+	for (p = 1; p <= da.phys_port_cnt; p++) {
+		if (d->cfg.port && p != d->cfg.port)
+			continue;
+		if (plx__ibv_query_port(d->ibv, d->ctx, (uint8_t)p, pa_out))
+			continue;
+		if (pa_out->state == IBV_PORT_ACTIVE) {
+			d->info.port = p;
+			if (d->cfg.cq_size > (uint32_t)da.max_cqe)
+				d->cfg.cq_size = (uint32_t)da.max_cqe;
+			return 0;
+		}
+	}
+	return PLX_ENETDOWN;
+}
+
+/* Open the device cfg names, or the first one with an active port. */
+static int rdma_open(struct plx__rdma *d)
+{
+	const struct plx__ibv *t = d->ibv;
+	struct ibv_device **list;
+	struct ibv_port_attr pa;
+	int n = 0, rc = PLX_EUNAVAIL, i;
+
+	list = t->get_device_list(&n);
+	if (!list || n == 0) {
+		plx__log(d->x, PLX_LOG_WARN,
+			 "rdma: no verbs device on this host (rdma-core "
+			 "loaded, ibv_get_device_list found none)");
+		if (list)
+			t->free_device_list(list);
+		return PLX_EUNAVAIL;
+	}
+	if (d->cfg.device)
+		rc = PLX_ENODEV;
+	for (i = 0; i < n; i++) {
+		const char *name = t->get_device_name(list[i]);
+		int prc;
+
+		if (d->cfg.device && strcmp(name, d->cfg.device))
+			continue;
+		d->ctx = t->open_device(list[i]);
+		if (!d->ctx) {
+			plx__log(d->x, PLX_LOG_WARN,
+				 "rdma: cannot open device %s", name);
+			rc = d->cfg.device ? PLX_EVERBS : rc;
+			continue;
+		}
+		snprintf(d->info.device, sizeof(d->info.device), "%s", name);
+		prc = choose_port(d, &pa);
+		if (prc == 0) {
+			rc = choose_gid(d, list[i], &pa);
+			if (rc == 0) {
+				d->info.link_layer = pa.link_layer;
+				d->info.lid = pa.lid;
+				d->info.active_mtu = mtu_bytes(pa.active_mtu);
+				break;
+			}
+		} else {
+			plx__log(d->x, PLX_LOG_INFO,
+				 "rdma: device %s: no active port%s", name,
+				 d->cfg.port ? " (the one configured)" : "");
+			rc = d->cfg.device ? prc : rc;
+		}
+		t->close_device(d->ctx);
+		d->ctx = NULL;
+		if (d->cfg.device)
+			break;
+	}
+	t->free_device_list(list);
+	if (rc == PLX_EUNAVAIL)
+		plx__log(d->x, PLX_LOG_WARN,
+			 "rdma: no verbs device with an active port");
+	return rc;
+}
+
+int plx_rdma_init(struct plx_reactor *r, const struct plx_rdma_config *cfg)
+{
+	struct plx__reactor *x = plx__r(r);
+	const struct plx__ibv *t = NULL;
+	const char *why = NULL;
+	struct plx__rdma *d;
+	int rc, fl;
+
+	PLX__ASSERT_OWNER(x);
+	if (plx__rdma_get(r))
+		return PLX_EEXIST;
+	if (cfg && (!cfg->cq_size || cfg->gid_index < -1 ||
+		    cfg->gid_index > 255 || cfg->port > 255))
+		return PLX_EINVAL;
+	rc = plx__ibv_load(&t, &why);
+	if (rc) {
+		plx__log(x, PLX_LOG_WARN, "rdma: unavailable: %s", why);
+		return rc;
+	}
+	d = plx__zalloc(x, sizeof(*d));
+	if (!d)
+		return PLX_ENOMEM;
+	d->x = x;
+	d->ibv = t;
+	if (cfg)
+		d->cfg = *cfg;
+	else
+		plx_rdma_config_init(&d->cfg);
+	rc = rdma_open(d);
+	d->cfg.device = NULL; /* the caller's string is not kept */
+	if (rc)
+		goto fail;
+	rc = PLX_EVERBS;
+	d->pd = t->alloc_pd(d->ctx);
+	if (!d->pd)
+		goto fail_log;
+	d->ch = t->create_comp_channel(d->ctx);
+	if (!d->ch)
+		goto fail_log;
+	fl = fcntl(d->ch->fd, F_GETFL);
+	if (fl < 0 || fcntl(d->ch->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		rc = -errno;
+		goto fail_log;
+	}
+	d->cq = t->create_cq(d->ctx, (int)d->cfg.cq_size, d, d->ch, 0);
+	if (!d->cq)
+		goto fail_log;
+	d->info.cq_size = (uint32_t)d->cq->cqe;
+	rc = plx__reactor_watch_fd(r, d->ch->fd, EPOLLIN);
+	if (rc)
+		goto fail_log;
+	rc = plx__reactor_add_transport(r, &rdma_ops, d);
+	if (rc) {
+		rdma_teardown(r, d, true);
+		return rc;
+	}
+	plx__log(x, PLX_LOG_INFO,
+		 "rdma: %s port %u gid %d (RoCE v%d), mtu %u, cq %u",
+		 d->info.device, d->info.port, d->info.gid_index,
+		 d->info.roce_version, d->info.active_mtu, d->info.cq_size);
+	return 0;
+
+fail_log:
+	plx__log(x, PLX_LOG_ERROR, "rdma: setting up %s failed (%s)",
+		 d->info.device, plx_errname(rc));
+fail:
+	rdma_teardown(r, d, false);
+	return rc;
+}
+
+int plx_rdma_info(struct plx_reactor *r, struct plx_rdma_info *out)
+{
+	struct plx__rdma *d;
+
+	PLX__ASSERT_OWNER(plx__r(r));
+	d = plx__rdma_get(r);
+	if (!d)
+		return PLX_EUNAVAIL;
+	*out = d->info;
+	return 0;
+}
