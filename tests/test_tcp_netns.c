@@ -168,7 +168,7 @@ static void enter_namespace(const char *name)
 		}                                                              \
 	} while (0)
 
-#include "echo_server.h"
+#include "forked_peer.h"
 
 static void child_main(int to_parent, int from_parent, pid_t parent)
 {
@@ -222,52 +222,11 @@ static void child_main(int to_parent, int from_parent, pid_t parent)
 
 /* ---- the parent, inside namespace A ------------------------------------- */
 
-static struct {
-	struct plx_reactor r;
-	struct plx_tcp_config cfg;
-	int connected, down, down_status, closed, unexpected;
-	uint64_t t_down;
-} P;
-
 static int to_child = -1, from_child = -1;
 static uint16_t port;
 static struct plx_desc desc;
 static uint64_t seed;
 static uint8_t *src, *dst;
-
-static void parent_event(struct plx_reactor *r, struct plx_ep *ep, int event,
-			 int status, void *arg)
-{
-	(void)r;
-	(void)ep;
-	(void)arg;
-	switch (event) {
-	case PLX_EP_CONNECTED:
-		P.connected++;
-		break;
-	case PLX_EP_DOWN:
-		if (!P.down++)
-			P.t_down = plx_now_ns();
-		P.down_status = status;
-		break;
-	case PLX_EP_CLOSED:
-		P.closed++;
-		break;
-	default:
-		P.unexpected++;
-		break;
-	}
-}
-
-#define PWAIT(cond, ms)                                                        \
-	do {                                                                   \
-		uint64_t end_ = plx_now_ns() + (uint64_t)(ms)*MS;              \
-		while (!(cond) && plx_now_ns() < end_)                         \
-			plx_reactor_wait(&P.r, 1);                             \
-		if (!(cond))                                                   \
-			PLX_FAIL("timed out after %d ms waiting for %s",       \
-				 (int)(ms), #cond);                            \
-	} while (0)
 
 static void start_child(void)
 {

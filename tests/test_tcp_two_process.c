@@ -61,7 +61,7 @@ static int under_tsan(void)
 #endif
 }
 
-#include "echo_server.h"
+#include "forked_peer.h"
 
 /* Keep only the pipes: the parent's reactor, sockets and other pipes are
  * not the child's business. */
@@ -171,47 +171,6 @@ static void reap_live_child(void)
 	waitpid(live_child, NULL, 0);
 	live_child = 0;
 }
-
-static struct {
-	struct plx_reactor r;
-	struct plx_tcp_config cfg;
-	int connected, down, down_status, closed, unexpected;
-} P;
-
-static void parent_event(struct plx_reactor *r, struct plx_ep *ep, int event,
-			 int status, void *arg)
-{
-	(void)r;
-	(void)ep;
-	(void)arg;
-	switch (event) {
-	case PLX_EP_CONNECTED:
-		P.connected++;
-		break;
-	case PLX_EP_DOWN:
-		P.down++;
-		P.down_status = status;
-		break;
-	case PLX_EP_CLOSED:
-		P.closed++;
-		break;
-	default:
-		P.unexpected++;
-		break;
-	}
-}
-
-/* The parent sleeps on its reactor fd when idle (the child needs the
- * other core). */
-#define PWAIT(cond, ms)                                                        \
-	do {                                                                   \
-		uint64_t end_ = plx_now_ns() + (uint64_t)(ms)*MS;              \
-		while (!(cond) && plx_now_ns() < end_)                         \
-			plx_reactor_wait(&P.r, 1);                             \
-		if (!(cond))                                                   \
-			PLX_FAIL("timed out after %d ms waiting for %s",       \
-				 (int)(ms), #cond);                            \
-	} while (0)
 
 static void read_full(int fd, void *buf, size_t len, int ms)
 {

@@ -11,7 +11,8 @@
  * Completion semantics (each op completes exactly once, in
  * plx_reactor_poll(), never inside the submitting call):
  *  - send:      the message is in the target reactor: delivered into a
- *               posted receive or held in its bounded unexpected queue.
+ *               posted receive, handed to its message-pool handler, or
+ *               held in its bounded unexpected queue.
  *  - recv:      the message is in the caller's buffer; bytes = its length.
  *  - write:     the data is in the target's registered memory.
  *  - write_imm: the data is in place and the target's notification handler

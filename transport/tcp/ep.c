@@ -473,7 +473,6 @@ static void merge(struct plx_ep *from, struct plx_ep *into)
 	struct plx__op *o;
 
 	from->canon = into;
-	into->aliases++;
 	while ((o = plx__oplist_pop(&from->backlog))) {
 		o->ep = into;
 		from->inflight--;
@@ -671,12 +670,6 @@ int plx__tcp_events(struct plx__tcp *t)
 		ep_report(t, ep);
 	}
 	return n;
-}
-
-void plx__ep_free_all(struct plx__tcp *t)
-{
-	while (t->eps)
-		plx__ep_maybe_free(t->eps);
 }
 
 /* ---- timeouts and keepalive -------------------------------------------- */

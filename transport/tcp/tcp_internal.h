@@ -169,7 +169,6 @@ struct plx__conn {
 	struct plx__frame cur;
 	uint8_t *rx_dst; /* NULL: discard */
 	uint64_t rx_left;
-	uint64_t rx_total;
 	int rx_status;	       /* status to report when the frame ends */
 	struct plx__op *rx_op; /* recv / read op the payload lands in */
 	int rx_slot;	       /* unexpected slot, or -1 */
@@ -206,7 +205,6 @@ struct plx_ep {
 	struct plx__tcp *t;
 	struct plx_ep *next, *prev; /* all endpoints */
 	struct plx_ep *canon;	    /* self, or the endpoint merged into */
-	uint32_t aliases;	    /* handles forwarding to this one */
 	struct plx__conn *conn;	    /* the connection ops go to, or NULL */
 	struct plx__conn *conns;    /* every connection attached */
 	uint8_t node[16];
@@ -301,10 +299,8 @@ void plx__op_done(struct plx__tcp *t, struct plx__op *o, int status,
 void plx__oplist_push(struct plx__oplist *l, struct plx__op *o);
 void plx__oplist_remove(struct plx__oplist *l, struct plx__op *o);
 struct plx__op *plx__oplist_pop(struct plx__oplist *l);
-void plx__ep_deliver(struct plx_ep *ep, struct plx__conn *c);
 struct plx__op *plx__ep_match(struct plx_ep *ep, uint64_t tag);
 void plx__tcp_expire(struct plx__tcp *t, uint64_t now);
-void plx__ep_free_all(struct plx__tcp *t);
 int plx__tcp_events(struct plx__tcp *t);
 void plx__ep_maybe_free(struct plx_ep *ep);
 int plx__slot_get(struct plx__tcp *t);
