@@ -75,6 +75,8 @@ struct plx__reactor {
 	bool in_poll;
 	uint64_t tfd_deadline; /* deadline programmed into tfd, 0: none */
 	uint64_t coarse_res;   /* resolution of plx__now_coarse() */
+	bool timer_soon;       /* a timer due within coarse_res was started:
+				* the next poll reads the precise clock */
 	struct plx_reactor_config cfg;
 	uint64_t epoch;
 	void *heap; /* mi_heap_t */

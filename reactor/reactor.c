@@ -397,8 +397,11 @@ PLX_API int plx_reactor_poll(struct plx_reactor *r)
 	/* phase 5: timers. The precise clock is read only when the coarse
 	 * one (a few ns) says the earliest deadline may have passed. */
 	if (x->timers.n &&
-	    plx__now_coarse() + x->coarse_res >= plx__timers_next(x))
+	    (x->timer_soon ||
+	     plx__now_coarse() + x->coarse_res >= plx__timers_next(x))) {
+		x->timer_soon = false;
 		n += plx__timers_run(r, plx_now_ns());
+	}
 	/* phase 6: deferred completions */
 	if (x->deferred.head)
 		n += plx__req_run_deferred(r);

@@ -116,6 +116,10 @@ PLX_API int plx_timer_start(struct plx_reactor *r, struct plx_timer *t,
 	t->plx_deadline = delay_ns > UINT64_MAX - now ? UINT64_MAX :
 							now + delay_ns;
 	t->plx_period = period_ns;
+	/* the coarse clock may lag by more than its resolution when the
+	 * tick is late (loaded VM): a timer due now must not wait for it */
+	if (delay_ns <= x->coarse_res)
+		x->timer_soon = true;
 	heap_insert(&x->timers, t);
 	x->st.timers_armed = x->timers.n;
 	return 0;
