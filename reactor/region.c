@@ -127,6 +127,32 @@ static int registry_new_key(const struct plx__registry *g, uint64_t *key_out)
 	return PLX_EIO;
 }
 
+/* region_del() of the first @n transports for @reg. */
+static void regions_del(struct plx_reactor *r, struct plx_region *reg,
+			uint32_t n)
+{
+	struct plx__reactor *x = plx__r(r);
+
+	for (uint32_t k = 0; k < n; k++) {
+		const struct plx__transport_ops *ops = x->transports[k].ops;
+
+		if (ops->region_del)
+			ops->region_del(r, x->transports[k].ctx, reg);
+	}
+}
+
+/* Take live @reg out of the sorted registry. */
+static void registry_remove(struct plx__reactor *x, struct plx_region *reg)
+{
+	struct plx__registry *g = &x->regs;
+	uint32_t i = registry_lower_bound(g, reg->plx_key);
+
+	memmove(&g->v[i], &g->v[i + 1],
+		(size_t)(g->n - i - 1) * sizeof(g->v[0]));
+	g->n--;
+	x->st.regions--;
+}
+
 int plx_mem_register(struct plx_reactor *r, struct plx_region *reg, void *addr,
 		     size_t len, uint32_t access)
 {
@@ -171,6 +197,20 @@ int plx_mem_register(struct plx_reactor *r, struct plx_region *reg, void *addr,
 	g->v[i].reg = reg;
 	g->n++;
 	x->st.regions++;
+	/* per-transport state (an RDMA MR); a refusal undoes it all */
+	for (uint32_t k = 0; k < x->ntransports; k++) {
+		const struct plx__transport_ops *ops = x->transports[k].ops;
+
+		if (!ops->region_add)
+			continue;
+		ret = ops->region_add(r, x->transports[k].ctx, reg);
+		if (ret) {
+			regions_del(r, reg, k);
+			registry_remove(x, reg);
+			reg->plx_key = 0;
+			return ret;
+		}
+	}
 	return 0;
 }
 
@@ -203,6 +243,7 @@ int plx_mem_deregister(struct plx_reactor *r, struct plx_region *reg)
 			ops->region_gone(r, x->transports[k].ctx, reg->plx_addr,
 					 reg->plx_len);
 	}
+	regions_del(r, reg, x->ntransports);
 	/* Key 0 is never issued: the struct now reads as unregistered. */
 	reg->plx_key = 0;
 	reg->plx_name[0] = 0;

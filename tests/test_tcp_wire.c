@@ -40,7 +40,7 @@ static struct plx__frame sample_hello(uint8_t flags)
 	f.hello.version = 1;
 	f.hello.role = 0;
 	f.hello.conn_index = 2;
-	f.hello.caps = PLX__CAP_ALL;
+	f.hello.caps = PLX__CAP_WRITE_IMM | PLX__CAP_STRIPE;
 	for (i = 0; i < 16; i++)
 		f.hello.node_id[i] = (uint8_t)(0x10 + i);
 	f.hello.epoch = 0x0102030405060708ull;
@@ -109,6 +109,9 @@ static int make_samples(struct plx__frame *v)
 	f.status = PLX_ENOENT;
 	v[n++] = f;
 
+	v[n++] = base(PLX__OP_RDMA_CM, 0, PLX__WIRE_CM_MIN);
+	v[n++] = base(PLX__OP_RDMA_CM, 7, PLX__WIRE_CM_MAX);
+
 	v[n++] = base(PLX__OP_PING, 0xabcdef, 0);
 	v[n++] = base(PLX__OP_PONG, 0xabcdef, 0);
 	v[n++] = base(PLX__OP_CLOSE, 0, 0);
@@ -153,6 +156,7 @@ static int model_ext_size(uint8_t op)
 		{PLX__OP_NACK, 8},	   {PLX__OP_RESOLVE_REQ, 0},
 		{PLX__OP_RESOLVE_RESP, 8}, {PLX__OP_PING, 0},
 		{PLX__OP_PONG, 0},	   {PLX__OP_CLOSE, 8},
+		{PLX__OP_RDMA_CM, 0},
 	};
 	size_t i;
 
@@ -212,7 +216,8 @@ static int model_parse(const uint8_t *in, size_t n, uint32_t max)
 		     op == PLX__OP_PONG || op == PLX__OP_CLOSE;
 	if ((no_payload && pl != 0) ||
 	    (op == PLX__OP_RESOLVE_REQ && (pl == 0 || pl > 64)) ||
-	    (op == PLX__OP_RESOLVE_RESP && pl != 0 && pl != 64))
+	    (op == PLX__OP_RESOLVE_RESP && pl != 0 && pl != 64) ||
+	    (op == PLX__OP_RDMA_CM && (pl < 32 || pl > 64)))
 		VIOL(8, PLX_EPROTO);
 	else if (pl > max)
 		VIOL(8, PLX_EMSGSIZE);
@@ -593,6 +598,14 @@ static void test_payload_limits(void)
 	expect_parse(&f, UINT32_MAX, PLX_EMSGSIZE);
 	f.len = 0;
 	expect_parse(&f, 4096, PLX_EPROTO);
+
+	/* RDMA_CM carries 32..64 bytes: the connection message */
+	f = base(PLX__OP_RDMA_CM, 1, PLX__WIRE_CM_MIN - 1);
+	expect_parse(&f, MAXP, PLX_EPROTO);
+	f.payload_len = PLX__WIRE_CM_MAX + 1;
+	expect_parse(&f, MAXP, PLX_EPROTO);
+	f.payload_len = 40;
+	expect_parse(&f, MAXP, 1);
 
 	/* a shape violation is a protocol error, whatever the limit */
 	f = base(PLX__OP_RESOLVE_REQ, 1, PLX__WIRE_NAME_MAX + 1);

@@ -11,7 +11,11 @@
  *  - live() from plx_reactor_fini(): the number of live objects (endpoints,
  *    ops in flight) that keep fini from succeeding;
  *  - fini() when the reactor finishes with live() == 0;
- *  - region_gone() from plx_mem_deregister(), before it returns.
+ *  - region_gone() from plx_mem_deregister(), before it returns;
+ *  - region_add() from plx_mem_register() once the region is in the
+ *    registry (the RDMA transport registers an MR), and region_del() from
+ *    plx_mem_deregister() after region_gone() (and for a registration
+ *    that another transport's region_add() refused).
  * Dependencies point one way: transports include reactor/internal.h; the
  * reactor includes only this header.
  */
@@ -21,6 +25,7 @@
 #include <stdint.h>
 
 struct plx_reactor;
+struct plx_region;
 
 /* Poll phases, in the order plx_reactor_poll() runs them. */
 enum plx__phase {
@@ -46,7 +51,18 @@ struct plx__transport_ops {
 	 * outgoing response still being read from it). May be NULL. */
 	void (*region_gone)(struct plx_reactor *r, void *ctx, uint64_t addr,
 			    uint64_t len);
+	/* @reg was registered: set up per-transport state (in
+	 * reg->plx_transport[slot], rkey and hints). Return 0 or a status,
+	 * which fails the registration. May be NULL. */
+	int (*region_add)(struct plx_reactor *r, void *ctx,
+			  struct plx_region *reg);
+	/* Undo region_add() for @reg (only called after it succeeded). */
+	void (*region_del)(struct plx_reactor *r, void *ctx,
+			   struct plx_region *reg);
 };
+
+/* Slots of struct plx_region's plx_transport[]. */
+#define PLX__TSLOT_RDMA 0
 
 /*
  * plx__reactor_add_transport() - attach @ops/@ctx to @r (owner thread).

@@ -147,7 +147,10 @@ struct plx_desc {
  * and a fresh random key. The region may overlap other registrations.
  * Return: 0; PLX_EINVAL (NULL, zero length, range wrapping or ending at
  * 2^64, unknown access bits); PLX_EBUSY (@reg is already registered);
- * PLX_ENOSPC (max_regions registered); PLX_EIO (no randomness).
+ * PLX_ENOSPC (max_regions registered); PLX_EIO (no randomness); with the
+ * RDMA transport attached, what ibv_reg_mr() failed with (-errno, or
+ * PLX_EVERBS): the region is then not registered. With it, the region
+ * also gets an MR and its descriptor an rkey (PLX_HINT_RDMA).
  * Thread context: owner thread.
  */
 PLX_API int plx_mem_register(struct plx_reactor *r, struct plx_region *reg,
@@ -159,7 +162,9 @@ PLX_API int plx_mem_register(struct plx_reactor *r, struct plx_region *reg,
  * a remote write still landing in it is cut off (the rest of its payload
  * is dropped and the writer gets PLX_EKEYREJECTED), a read response not
  * yet sent from it becomes PLX_EKEYREJECTED, and a connection in the
- * middle of sending one from it is closed. The caller may free the memory
+ * middle of sending one from it is closed; its RDMA MR is deregistered
+ * (a peer's RDMA access fails with PLX_EACCES, this reactor's RDMA ops in
+ * flight from or into it with PLX_EFAULT). The caller may free the memory
  * as soon as this returns.
  * Return: 0; PLX_ENOENT (not registered with @r). Thread: owner.
  */

@@ -2,11 +2,17 @@
 /*
  * pollux RDMA transport (libibverbs, loaded at run time).
  *
- * This first step attaches one verbs device to a reactor: device, port and
+ * plx_rdma_init() attaches one verbs device to a reactor: device, port and
  * GID chosen by the rule in docs/rdma.md, one protection domain, one
  * completion queue polled in the CQ phase of plx_reactor_poll(), and a
  * completion channel whose fd joins the reactor fd for event-driven use.
- * Endpoints and operations over RDMA are not there yet (docs/rdma.md).
+ * From then on registered regions get MRs (their descriptors an rkey), and
+ * every endpoint whose peer has RDMA attached too gets RC queue pairs,
+ * connected over the endpoint's TCP session: plx_ep_write(),
+ * plx_ep_write_imm() and plx_ep_read() (include/pollux/ep.h) then go over
+ * RDMA where their buffers allow, with the same semantics (docs/rdma.md).
+ * Attach before connecting or listening: a connection whose handshake
+ * started earlier did not offer RDMA and stays TCP-only.
  *
  * Where rdma-core is not installed, or no device has an active port,
  * plx_rdma_init() returns PLX_EUNAVAIL and the reactor (and its TCP
@@ -26,16 +32,24 @@ extern "C" {
 
 /* RDMA transport configuration. Fill with plx_rdma_config_init() first. */
 struct plx_rdma_config {
-	const char *device; /* verbs device name ("mlx5_0", "rxe0"), or
+	const char *device;  /* verbs device name ("mlx5_0", "rxe0"), or
 			     * NULL: the first device with an active port;
 			     * read only during plx_rdma_init() */
-	uint32_t port;	    /* port number (1-based), or 0: the first
+	uint32_t port;	     /* port number (1-based), or 0: the first
 			     * active port; 0 */
-	int gid_index;	    /* GID table index, or -1: chosen by the rule
+	int gid_index;	     /* GID table index, or -1: chosen by the rule
 			     * in docs/rdma.md (RoCE v2 preferred); -1 */
-	uint32_t cq_size;   /* completion queue entries; 4096 (clamped to
+	uint32_t cq_size;    /* completion queue entries; 4096 (clamped to
 			     * the device's maximum) */
+	uint32_t qps_per_ep; /* RC queue pairs per endpoint,
+			      * 1..PLX_RDMA_MAX_QPS; 1 */
+	uint64_t split_min;  /* writes and reads of at least this many bytes
+			      * are split over the endpoint's QPs (when it
+			      * has more than one); 1 MiB */
 };
+
+/* Most QPs one endpoint uses. */
+#define PLX_RDMA_MAX_QPS 4
 
 /* plx_rdma_config_init() - defaults (documented per field). Any thread. */
 PLX_API void plx_rdma_config_init(struct plx_rdma_config *cfg);
@@ -72,6 +86,31 @@ struct plx_rdma_info {
 	uint32_t active_mtu; /* active path MTU of the port, bytes */
 	uint32_t cq_size;    /* CQ entries actually created */
 };
+
+/* Counters of the RDMA transport (plx_rdma_stats()). */
+struct plx_rdma_stats {
+	uint64_t connects;	  /* connection attempts this side started */
+	uint64_t qps_created;	  /* RC QPs created */
+	uint64_t qps_destroyed;	  /* RC QPs destroyed (after their flush) */
+	uint64_t ops_posted;	  /* ops handed to the NIC */
+	uint64_t post_calls;	  /* ibv_post_send() calls: a batch of ops
+				  * goes out as one chain per QP */
+	uint64_t wc_errors;	  /* work completions with an error status
+				  * (flushes included) */
+	int last_wc_status;	  /* enum ibv_wc_status of the last error
+				  * that was not a flush (the cause) */
+	uint32_t last_vendor_err; /* and its vendor error code */
+	uint64_t cm_bad;	  /* malformed connection messages dropped */
+	uint64_t cm_crossed;	  /* connection requests that crossed ours
+				  * (simultaneous open) */
+};
+
+/*
+ * plx_rdma_stats() - copy the counters into @out.
+ * Return: 0; PLX_EUNAVAIL (the RDMA transport is not attached to @r).
+ * Thread context: owner thread.
+ */
+PLX_API int plx_rdma_stats(struct plx_reactor *r, struct plx_rdma_stats *out);
 
 /*
  * plx_rdma_info() - copy what plx_rdma_init() chose into @out.

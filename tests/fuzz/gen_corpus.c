@@ -4,8 +4,9 @@
  * OUTDIR/fuzz_wire (a header of every opcode, a few broken ones),
  * OUTDIR/fuzz_handshake (peer transcripts: successful handshakes with and
  * without a key, in both roles, and each failure path, HELLOs altered in
- * transit included) and OUTDIR/fuzz_desc
- * (valid and broken descriptors). Deterministic: rerunning it rewrites the
+ * transit included), OUTDIR/fuzz_desc (valid and broken descriptors)
+ * and OUTDIR/fuzz_rdma_cm (RDMA connection messages of every kind, a few
+ * broken ones). Deterministic: rerunning it rewrites the
  * same bytes. The output is committed under tests/fuzz/corpus/:
  *
  *   build-dir/tests/fuzz/gen_corpus tests/fuzz/corpus
@@ -20,6 +21,7 @@
 
 #include "fuzz/fuzz_hs_fixture.h"
 #include "pollux/mem.h"
+#include "transport/rdma/common/cm.h"
 #include "transport/tcp/auth.h"
 #include "transport/tcp/wire.h"
 
@@ -108,7 +110,7 @@ static struct plx__frame hello(uint8_t role, bool auth, const char *node16,
 	f.flags = auth ? PLX__HELLO_AUTH : 0;
 	f.hello.version = PLX__WIRE_VERSION;
 	f.hello.role = role;
-	f.hello.caps = PLX__CAP_ALL;
+	f.hello.caps = PLX__CAP_WRITE_IMM | PLX__CAP_STRIPE;
 	memcpy(f.hello.node_id, node16, 16);
 	f.hello.epoch = epoch;
 	for (i = 0; i < PLX__WIRE_NONCE; i++)
@@ -171,6 +173,8 @@ static void gen_wire(void)
 	put_frame("close", &f);
 	f.status = PLX_EAUTH;
 	put_frame("close-eauth", &f);
+	f = frame(PLX__OP_RDMA_CM, 0, PLX__WIRE_CM_MIN + 8);
+	put_frame("rdma-cm", &f);
 
 	/* broken: bad magic, unknown opcode, truncated, oversized */
 	f = frame(PLX__OP_SEND, 1, 100);
@@ -297,7 +301,7 @@ static void gen_handshake(void)
 		v[0].hello.caps = 0; /* capabilities stripped */
 		snprintf(name, sizeof(name), "auth-mitm-caps-we%u", our_role);
 		put_transcript(name, v, 2);
-		v[0].hello.caps = PLX__CAP_ALL;
+		v[0].hello.caps = PLX__CAP_WRITE_IMM | PLX__CAP_STRIPE;
 		v[0].hello.conn_index = 1;
 		snprintf(name, sizeof(name), "auth-mitm-conn-we%u", our_role);
 		put_transcript(name, v, 2);
@@ -376,6 +380,61 @@ static void gen_desc(void)
 	put("fuzz_desc", "truncated", b, 40);
 }
 
+/* ----------------------------------------------------------------------
+ * fuzz_rdma_cm
+ */
+
+static void put_cm(const char *name, const struct plx__cm_msg *m)
+{
+	uint8_t b[PLX__CM_MAX];
+	int n = plx__cm_encode(m, b, sizeof(b));
+
+	if (n < 0) {
+		fprintf(stderr, "gen_corpus: bad connection message %s\n",
+			name);
+		exit(1);
+	}
+	put("fuzz_rdma_cm", name, b, (size_t)n);
+}
+
+static void gen_cm(void)
+{
+	struct plx__cm_msg m;
+	uint8_t b[PLX__CM_MAX];
+
+	memset(&m, 0, sizeof(m));
+	m.kind = PLX__CM_REQ;
+	m.nqp = 1;
+	m.mtu = 3;
+	m.gen = 1;
+	m.rd_atom = 16;
+	memcpy(m.gid, "\0\0\0\0\0\0\0\0\0\0\xff\xff\x0a\x4d\0\x01", 16);
+	m.qpn[0] = 17;
+	m.psn[0] = 0x123456;
+	put_cm("req1", &m);
+	m.nqp = PLX__CM_MAX_QPS;
+	for (uint32_t k = 1; k < PLX__CM_MAX_QPS; k++) {
+		m.qpn[k] = 17 + k;
+		m.psn[k] = 0xffffff - k;
+	}
+	m.kind = PLX__CM_REP;
+	put_cm("rep4", &m);
+	memset(m.gid, 0, 16);
+	m.lid = 3;
+	put_cm("rep4-ib", &m);
+	memset(&m, 0, sizeof(m));
+	m.kind = PLX__CM_RTU;
+	m.gen = 0xffffffffu;
+	put_cm("rtu", &m);
+	m.kind = PLX__CM_REJ;
+	m.status = PLX_EVERBS;
+	put_cm("rej", &m);
+	plx__cm_encode(&m, b, sizeof(b));
+	put("fuzz_rdma_cm", "truncated", b, PLX__CM_MIN - 1);
+	b[11] = 1;
+	put("fuzz_rdma_cm", "pad", b, PLX__CM_MIN);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -391,6 +450,7 @@ int main(int argc, char **argv)
 	gen_wire();
 	gen_handshake();
 	gen_desc();
+	gen_cm();
 	printf("gen_corpus: %d files written under %s\n", nfiles, outdir);
 	return 0;
 }

@@ -105,6 +105,10 @@ static inline bool plx_test_frame_valid(const struct plx__frame *f,
 			return false;
 		uses_status = true;
 		break;
+	case PLX__OP_RDMA_CM:
+		if (f->flags || pl < PLX__WIRE_CM_MIN || pl > PLX__WIRE_CM_MAX)
+			return false;
+		break;
 	default:
 		return false;
 	}

@@ -59,10 +59,12 @@ int plx__qp_conn_check(const struct plx__qp_conn *c)
 int plx__qp_attr_init(const struct plx__qp_conn *c, struct ibv_qp_attr *attr,
 		      int *mask)
 {
-	int rc = plx__qp_conn_check(c);
-
-	if (rc)
-		return rc;
+	/* only what INIT uses: the peer is not known yet */
+	if (c->port == 0 ||
+	    (c->access &
+	     ~(uint32_t)(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+			 IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC)))
+		return PLX_EINVAL;
 	memset(attr, 0, sizeof(*attr));
 	attr->qp_state = IBV_QPS_INIT;
 	attr->pkey_index = c->pkey_index;

@@ -57,8 +57,12 @@ int plx__qp_conn_check(const struct plx__qp_conn *c);
 /*
  * plx__qp_attr_init/rtr/rts() - the ibv_modify_qp() arguments for one
  * transition: RESET->INIT, INIT->RTR, RTR->RTS. Each validates @c first
- * and writes @attr (fully, zero elsewhere) and @mask only on success.
- * Return: 0 or what plx__qp_conn_check() returns. Pure.
+ * and writes @attr (fully, zero elsewhere) and @mask only on success:
+ * _init only the fields INIT uses (port not 0, known access bits: the
+ * peer's QPN and address are not known before the exchange), _rtr and
+ * _rts all of them.
+ * Return: 0 or what plx__qp_conn_check() returns (_init: PLX_EINVAL).
+ * Pure.
  */
 int plx__qp_attr_init(const struct plx__qp_conn *c, struct ibv_qp_attr *attr,
 		      int *mask);

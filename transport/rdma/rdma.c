@@ -9,6 +9,7 @@
  * and sits in the reactor's epoll set, poll() drains its events and arm()
  * requests the next notification.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,15 +30,6 @@ struct plx__rdma *plx__rdma_get(struct plx_reactor *r)
 		if (x->transports[i].ops == &rdma_ops)
 			return x->transports[i].ctx;
 	return NULL;
-}
-
-void plx_rdma_config_init(struct plx_rdma_config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->device = NULL;
-	cfg->port = 0;
-	cfg->gid_index = -1;
-	cfg->cq_size = 4096;
 }
 
 int plx__rdma_gid_rank(int type, const uint8_t gid[16])
@@ -114,6 +106,8 @@ static int rdma_poll(struct plx_reactor *r, void *ctx, uint32_t budget)
 		rdma_deliver(r, d, &one);
 		done++;
 	}
+	if (d->retiring)
+		plx__rchan_reap(d, plx__now_coarse());
 	/* Only after an arm: a busy-polling owner makes no syscall here. */
 	if (d->drain) {
 		d->drain = false;
@@ -176,9 +170,13 @@ static uint64_t rdma_live(struct plx_reactor *r, void *ctx)
 	struct plx__rdma *d = ctx;
 
 	(void)r;
-	/* completions not yet delivered keep the reactor busy */
-	return d->nstash;
+	/* completions not yet delivered, and channels whose QPs are still
+	 * draining, keep the reactor busy */
+	return d->nstash + d->nlive;
 }
+
+static void rdma_region_del(struct plx_reactor *r, void *ctx,
+			    struct plx_region *reg);
 
 /* Undo everything rdma_open() and plx_rdma_init() set up, in reverse. */
 static void rdma_teardown(struct plx_reactor *r, struct plx__rdma *d,
@@ -186,6 +184,11 @@ static void rdma_teardown(struct plx_reactor *r, struct plx__rdma *d,
 {
 	const struct plx__ibv *t = d->ibv;
 
+	plx__rchan_fini_all(d);
+	/* regions still registered lose their MRs (and rkeys) */
+	for (uint32_t i = 0; i < d->x->regs.n; i++)
+		rdma_region_del(r, d, d->x->regs.v[i].reg);
+	plx__free(d->x, d->mrs);
 	if (watched)
 		plx__reactor_unwatch_fd(r, d->ch->fd);
 	if (d->cq) {
@@ -215,6 +218,118 @@ static void rdma_fini(struct plx_reactor *r, void *ctx)
 	rdma_teardown(r, ctx, true);
 }
 
+/* ---- memory regions ---------------------------------------------------- */
+
+/* First index whose addr is above @addr. */
+static uint32_t mr_upper(const struct plx__rdma *d, uint64_t addr)
+{
+	uint32_t lo = 0, hi = d->nmrs;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (d->mrs[mid].addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct ibv_mr *plx__rdma_mr_find(const struct plx__rdma *d, uint64_t addr,
+				 uint64_t len)
+{
+	uint32_t i = mr_upper(d, addr);
+
+	/* regions starting at or below @addr, nearest first; overlapping
+	 * registrations are rare, so look only a few deep */
+	for (uint32_t k = 0; k < 8 && i > 0; k++) {
+		const struct plx__rmr *m = &d->mrs[--i];
+
+		if (addr >= m->addr && addr < m->end && len <= m->end - addr)
+			return m->mr;
+	}
+	return NULL;
+}
+
+static int rdma_region_add(struct plx_reactor *r, void *ctx,
+			   struct plx_region *reg)
+{
+	struct plx__rdma *d = ctx;
+	struct ibv_mr *mr;
+	int access = IBV_ACCESS_LOCAL_WRITE;
+	uint32_t i;
+
+	(void)r;
+	if (d->nmrs == d->cap_mrs) {
+		uint32_t cap = d->cap_mrs ? 2 * d->cap_mrs : 16;
+		struct plx__rmr *v = plx__alloc(d->x, cap * sizeof(*v));
+
+		if (!v)
+			return PLX_ENOMEM;
+		if (d->nmrs)
+			memcpy(v, d->mrs, d->nmrs * sizeof(*v));
+		plx__free(d->x, d->mrs);
+		d->mrs = v;
+		d->cap_mrs = cap;
+	}
+	if (reg->plx_access & PLX_ACCESS_REMOTE_READ)
+		access |= IBV_ACCESS_REMOTE_READ;
+	if (reg->plx_access & PLX_ACCESS_REMOTE_WRITE)
+		access |= IBV_ACCESS_REMOTE_WRITE;
+	/* pins the pages: the expensive part of a registration */
+	mr = d->ibv->reg_mr(d->pd, (void *)(uintptr_t)reg->plx_addr,
+			    (size_t)reg->plx_len, access);
+	if (!mr) {
+		int rc = errno ? -errno : PLX_EVERBS;
+
+		plx__log(d->x, PLX_LOG_ERROR,
+			 "rdma: ibv_reg_mr of %llu bytes failed (%s)",
+			 (unsigned long long)reg->plx_len, plx_errname(rc));
+		return rc;
+	}
+	i = mr_upper(d, reg->plx_addr);
+	memmove(&d->mrs[i + 1], &d->mrs[i], (d->nmrs - i) * sizeof(d->mrs[0]));
+	d->mrs[i].addr = reg->plx_addr;
+	d->mrs[i].end = reg->plx_addr + reg->plx_len;
+	d->mrs[i].mr = mr;
+	d->nmrs++;
+	reg->plx_transport[PLX__TSLOT_RDMA] = mr;
+	reg->plx_rkey = mr->rkey;
+	reg->plx_hints |= PLX_HINT_RDMA;
+	return 0;
+}
+
+static void rdma_region_del(struct plx_reactor *r, void *ctx,
+			    struct plx_region *reg)
+{
+	struct plx__rdma *d = ctx;
+	struct ibv_mr *mr = reg->plx_transport[PLX__TSLOT_RDMA];
+
+	(void)r;
+	if (!mr)
+		return;
+	for (uint32_t i = 0; i < d->nmrs; i++) {
+		if (d->mrs[i].mr != mr)
+			continue;
+		memmove(&d->mrs[i], &d->mrs[i + 1],
+			(d->nmrs - i - 1) * sizeof(d->mrs[0]));
+		d->nmrs--;
+		break;
+	}
+	/* the rkey dies with the MR: a peer's access fails from now on */
+	if (d->ibv->dereg_mr(mr))
+		plx__log(d->x, PLX_LOG_ERROR, "rdma: ibv_dereg_mr failed");
+	reg->plx_transport[PLX__TSLOT_RDMA] = NULL;
+	reg->plx_rkey = 0;
+	reg->plx_hints &= ~PLX_HINT_RDMA;
+}
+
+bool plx__rdma_attached(struct plx_reactor *r)
+{
+	return plx__rdma_get(r) != NULL;
+}
+
 static const struct plx__transport_ops rdma_ops = {
 	.name = "rdma",
 	.phase = PLX__PHASE_CQ,
@@ -223,6 +338,8 @@ static const struct plx__transport_ops rdma_ops = {
 	.live = rdma_live,
 	.fini = rdma_fini,
 	.region_gone = NULL,
+	.region_add = rdma_region_add,
+	.region_del = rdma_region_del,
 };
 
 /* ---- device, port and GID selection ---------------------------------- */
@@ -402,8 +519,7 @@ int plx_rdma_init(struct plx_reactor *r, const struct plx_rdma_config *cfg)
 	PLX__ASSERT_OWNER(x);
 	if (plx__rdma_get(r))
 		return PLX_EEXIST;
-	if (cfg && (!cfg->cq_size || cfg->gid_index < -1 ||
-		    cfg->gid_index > 255 || cfg->port > 255))
+	if (plx__rdma_config_check(cfg))
 		return PLX_EINVAL;
 	rc = plx__ibv_load(&t, &why);
 	if (rc) {
@@ -439,6 +555,24 @@ int plx_rdma_init(struct plx_reactor *r, const struct plx_rdma_config *cfg)
 	if (!d->cq)
 		goto fail_log;
 	d->info.cq_size = (uint32_t)d->cq->cqe;
+	{
+		struct ibv_device_attr da;
+
+		rc = t->query_device(d->ctx, &da);
+		if (rc) {
+			rc = -rc;
+			goto fail_log;
+		}
+		d->max_qp_wr = (uint32_t)da.max_qp_wr;
+		d->max_rd_atom =
+			(uint32_t)(da.max_qp_rd_atom < da.max_qp_init_rd_atom ?
+					   da.max_qp_rd_atom :
+					   da.max_qp_init_rd_atom);
+		if (d->max_rd_atom > 16)
+			d->max_rd_atom = 16;
+		if (d->max_rd_atom < 1)
+			d->max_rd_atom = 1;
+	}
 	rc = plx__reactor_watch_fd(r, d->ch->fd, EPOLLIN);
 	if (rc)
 		goto fail_log;
@@ -446,6 +580,15 @@ int plx_rdma_init(struct plx_reactor *r, const struct plx_rdma_config *cfg)
 	if (rc) {
 		rdma_teardown(r, d, true);
 		return rc;
+	}
+	/* regions registered before the transport came get their MRs now */
+	for (uint32_t i = 0; i < x->regs.n; i++) {
+		rc = rdma_region_add(r, d, x->regs.v[i].reg);
+		if (rc)
+			plx__log(x, PLX_LOG_WARN,
+				 "rdma: region at %#llx stays TCP-only (%s)",
+				 (unsigned long long)x->regs.v[i].reg->plx_addr,
+				 plx_errname(rc));
 	}
 	plx__log(x, PLX_LOG_INFO,
 		 "rdma: %s port %u gid %d (RoCE v%d), mtu %u, cq %u",
@@ -470,5 +613,17 @@ int plx_rdma_info(struct plx_reactor *r, struct plx_rdma_info *out)
 	if (!d)
 		return PLX_EUNAVAIL;
 	*out = d->info;
+	return 0;
+}
+
+int plx_rdma_stats(struct plx_reactor *r, struct plx_rdma_stats *out)
+{
+	struct plx__rdma *d;
+
+	PLX__ASSERT_OWNER(plx__r(r));
+	d = plx__rdma_get(r);
+	if (!d)
+		return PLX_EUNAVAIL;
+	*out = d->st;
 	return 0;
 }

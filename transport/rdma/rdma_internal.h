@@ -12,19 +12,16 @@
 #include <infiniband/verbs.h>
 
 #include "pollux/rdma.h"
+#include "transport/rdma/common/rdma_ep.h"
 #include "transport/rdma/loader.h"
 
 struct plx__reactor;
+struct plx__rchan;
 
-/*
- * A work request's wr_id points at one of these (embedded in whatever
- * posted it); the CQ phase calls @fn with the completion. wr_id 0 marks
- * an unsignalled request that failed (only error completions carry it):
- * logged, nothing else to tell.
- */
-struct plx__rdma_wc_handler {
-	void (*fn)(struct plx_reactor *r, struct plx__rdma_wc_handler *h,
-		   const struct ibv_wc *wc);
+/* An MR of a registered region, in the address-sorted table. */
+struct plx__rmr {
+	uint64_t addr, end; /* [addr, end) */
+	struct ibv_mr *mr;
 };
 
 /* Completions polled by arm() and not yet delivered; at most this many. */
@@ -46,7 +43,36 @@ struct plx__rdma {
 	struct plx_rdma_config cfg;
 	uint64_t completions; /* delivered to handlers */
 	uint64_t cq_events;   /* completion-channel events drained */
+	/* device limits the channels use */
+	uint32_t max_qp_wr;
+	uint32_t max_rd_atom; /* reads in flight per QP, each way */
+	/* MRs of registered regions, sorted by addr */
+	struct plx__rmr *mrs;
+	uint32_t nmrs, cap_mrs;
+	/* channels (one per endpoint with RDMA) and QPs still flushing */
+	struct plx__rchan *chans;
+	struct plx__rqp *retiring;
+	uint32_t nlive; /* channels + retiring QPs: keep the reactor alive */
+	uint32_t gen;	/* last connection generation drawn */
+	struct plx_rdma_stats st;
 };
+
+/*
+ * plx__rdma_mr_find() - the MR of a registered region containing
+ * [@addr, @addr + @len), or NULL (an overlap of regions is searched a few
+ * entries deep). Owner thread.
+ */
+struct ibv_mr *plx__rdma_mr_find(const struct plx__rdma *d, uint64_t addr,
+				 uint64_t len);
+
+/* chan.c: */
+/* plx__rdma_wc_status() - the PLX_E* for @wc's status (@flushed_as for a
+ * flushed WR, or PLX_ECONNRESET when 0). */
+int plx__rdma_wc_status(const struct ibv_wc *wc, int flushed_as);
+/* Destroy retiring QPs whose flush did not finish by their deadline. */
+void plx__rchan_reap(struct plx__rdma *d, uint64_t now);
+/* Free every channel and QP at teardown. */
+void plx__rchan_fini_all(struct plx__rdma *d);
 
 /* The transport attached to @r, or NULL. Owner thread. */
 struct plx__rdma *plx__rdma_get(struct plx_reactor *r);

@@ -379,7 +379,10 @@ void plx__conn_start_handshake(struct plx__conn *c)
 
 	c->hs_deadline = plx__now_coarse() + t->cfg.handshake_timeout_ns;
 	rc = plx__hs_init(&c->hs, x->cfg.node_id, x->epoch, c->role, c->index,
-			  PLX__CAP_ALL, t->have_key ? t->key : NULL);
+			  plx__rdma_attached(t->r) ?
+				  PLX__CAP_ALL :
+				  PLX__CAP_ALL & ~(uint32_t)PLX__CAP_RDMA,
+			  t->have_key ? t->key : NULL);
 	e = rc ? NULL : plx__conn_ctrl(c);
 	if (!e) {
 		plx__conn_fail(c, rc ? rc : PLX_ENOBUFS);
@@ -529,6 +532,12 @@ static int frame_done(struct plx__conn *c)
 	case PLX__OP_RESOLVE_REQ:
 		resolve_answer(c);
 		break;
+	case PLX__OP_RDMA_CM:
+		/* c->name holds the message (at most PLX__WIRE_CM_MAX bytes) */
+		if (c->ep)
+			plx__rdma_cm_input(c->ep->canon, c->name,
+					   f->payload_len);
+		break;
 	case PLX__OP_RESOLVE_RESP:
 		if (!o)
 			break;
@@ -634,6 +643,7 @@ static int frame_dest(struct plx__conn *c)
 		c->rx_dst = o->dst;
 		return 0;
 	case PLX__OP_RESOLVE_REQ:
+	case PLX__OP_RDMA_CM: /* at most PLX__WIRE_CM_MAX bytes (wire.h) */
 		c->rx_dst = c->name;
 		return 0;
 	case PLX__OP_RESOLVE_RESP:

@@ -25,6 +25,18 @@ void plx__oplist_push(struct plx__oplist *l, struct plx__op *o)
 	l->n++;
 }
 
+void plx__oplist_push_front(struct plx__oplist *l, struct plx__op *o)
+{
+	o->prev = NULL;
+	o->next = l->head;
+	if (l->head)
+		l->head->prev = o;
+	else
+		l->tail = o;
+	l->head = o;
+	l->n++;
+}
+
 void plx__oplist_remove(struct plx__oplist *l, struct plx__op *o)
 {
 	if (o->prev)
@@ -80,6 +92,7 @@ void plx__ep_maybe_free(struct plx_ep *ep)
 {
 	struct plx__tcp *t = ep->t;
 
+	plx__rdma_ep_gone(ep);
 	if (ep->prev)
 		ep->prev->next = ep->next;
 	else
@@ -386,6 +399,7 @@ void plx__ep_conn_lost(struct plx_ep *ep, struct plx__conn *c, int status)
 	if (!ep->conn && !ep_connecting(ep) && !ep->closing) {
 		/* nothing left to carry the ops: fail them now rather than
 		 * at their timeout */
+		plx__rdma_ep_down(ep, st);
 		fail_list(t, &ep->backlog, st);
 		fail_list(t, &ep->posted, st);
 		if (status || ep->up_reported)
@@ -400,6 +414,7 @@ static void ep_fail_all(struct plx_ep *ep, int status, bool close_conns)
 {
 	struct plx__tcp *t = ep->t;
 
+	plx__rdma_ep_down(ep, status);
 	fail_list(t, &ep->backlog, status);
 	fail_list(t, &ep->posted, status);
 	unexp_free_all(ep);
@@ -611,6 +626,8 @@ void plx__ep_attach(struct plx__conn *c)
 	if (c->role == 0 && t->cfg.stripes && ep->addrlen &&
 	    !ep->stripes_opened)
 		plx__tcp_open_stripes(ep);
+	if (ep->conn == c && (c->hs.caps_common & PLX__CAP_RDMA))
+		plx__rdma_ep_up(ep);
 	plx__ep_kick(ep);
 }
 
@@ -657,6 +674,11 @@ int plx__tcp_events(struct plx__tcp *t)
 			continue;
 		n++;
 		if (ep->ev & (1u << PLX_EP_CLOSED)) {
+			if (plx__rdma_ep_busy(ep->canon)) {
+				/* RDMA ops are still being flushed */
+				t->ev_pending = true;
+				continue;
+			}
 			ep->ev = 0;
 			if (t->cfg.event_cb)
 				t->cfg.event_cb(t->r, ep, PLX_EP_CLOSED, 0,
@@ -747,6 +769,7 @@ void plx__tcp_expire(struct plx__tcp *t, uint64_t now)
 	for (struct plx_ep *ep = t->eps; ep; ep = ep->next) {
 		expire_list(t, &ep->backlog, now);
 		expire_list(t, &ep->posted, now);
+		plx__rdma_expire(ep, now);
 	}
 }
 
@@ -813,6 +836,17 @@ static int op_start_as(struct plx_ep *ep, struct plx__op *o, bool begun)
 			t->kick = true;
 		return 0;
 	}
+	/* writes, reads and write_imm take the RDMA channel when it can
+	 * carry them (transport/rdma/chan.c) */
+	if (ep->rdma && o->kind >= PLX__K_WRITE && o->kind <= PLX__K_READ &&
+	    plx__rdma_submit(ep, o) == 0)
+		return 0;
+	plx__ep_start_tcp(ep, o);
+	return 0;
+}
+
+void plx__ep_start_tcp(struct plx_ep *ep, struct plx__op *o)
+{
 	if (ep->conn && ep->conn->state == PLX__C_UP && !ep->backlog.n) {
 		if (!try_split(ep, o))
 			conn_submit(ep->conn, o);
@@ -820,6 +854,31 @@ static int op_start_as(struct plx_ep *ep, struct plx__op *o, bool begun)
 		o->state = PLX__S_BACKLOG;
 		plx__oplist_push(&ep->backlog, o);
 	}
+}
+
+int plx__ep_send_cm(struct plx_ep *ep, const uint8_t *buf, uint32_t len)
+{
+	struct plx__frame f = {.opcode = PLX__OP_RDMA_CM, .payload_len = len};
+	struct plx__conn *c = ep->conn;
+	struct plx__ctrl *e;
+	int n;
+
+	if (!c || c->state != PLX__C_UP)
+		return PLX_ENOTCONN;
+	if (len > sizeof(e->body))
+		return PLX_EINVAL;
+	e = plx__conn_ctrl(c);
+	if (!e)
+		return PLX_ENOBUFS;
+	memcpy(e->body, buf, len);
+	n = plx__wire_encode(&f, e->hdr);
+	if (n < 0)
+		return n; /* cannot happen: the frame is well-formed */
+	e->tx.hdr_len = (uint32_t)n;
+	e->tx.payload = e->body;
+	e->tx.payload_len = len;
+	plx__conn_queue(c, &e->tx);
+	plx__conn_mark_dirty(c);
 	return 0;
 }
 
@@ -937,6 +996,8 @@ static int rma_fill(const struct plx_ep *ep, struct plx__op *o, uint8_t kind,
 	o->len = len;
 	o->raddr = d->addr + off;
 	o->rkey = d->key;
+	o->rrkey = d->rkey;
+	o->rkey_ok = (d->hints & PLX_HINT_RDMA) != 0;
 	o->imm = imm;
 	return 0;
 }
@@ -1037,6 +1098,9 @@ PLX_API int plx_op_cancel(struct plx_reactor *r, struct plx_op *op)
 	case PLX__S_RXING:
 		o->cancelled = 1;
 		o->req.status = PLX_ECANCELED;
+		return 0;
+	case PLX__S_RDMA:
+		plx__rdma_cancel(o, PLX_ECANCELED);
 		return 0;
 	case PLX__S_SPLIT:
 		/* cancel every piece still out; the last one completes it */
@@ -1167,6 +1231,7 @@ PLX_API int plx_ep_batch_end(struct plx_ep *ep)
 		return PLX_EINVAL;
 	if (--ep->corked)
 		return 0;
+	plx__rdma_flush(ep);
 	/* pieces of split ops may sit on every data connection */
 	for (c = ep->conns; c; c = c->ep_next) {
 		if (c->state != PLX__C_UP || !c->txq_head || c->want_out)

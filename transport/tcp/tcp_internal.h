@@ -25,6 +25,7 @@
 #include "pollux/tcp.h"
 #include "reactor/internal.h"
 #include "reactor/req.h"
+#include "transport/rdma/common/rdma_ep.h"
 #include "transport/tcp/handshake.h"
 #include "transport/tcp/wire.h"
 #include "transport/transport.h"
@@ -67,6 +68,7 @@ enum plx__op_state {
 	PLX__S_POSTED,	/* a receive waiting for a message */
 	PLX__S_RXING,	/* a receive whose message is arriving */
 	PLX__S_SPLIT,	/* split into pieces on several connections */
+	PLX__S_RDMA,	/* on an RDMA channel (transport/rdma/chan.c) */
 };
 
 /* Private layout of struct plx_op (checked against its size). */
@@ -92,12 +94,18 @@ struct plx__op {
 	uint8_t kind;
 	uint8_t state;
 	uint8_t cancelled;
+	uint8_t rkey_ok; /* the descriptor has an RDMA rkey (rrkey) */
 	uint8_t hdr[40];
 	/* striping: a split op (parent) and its pieces (children) */
 	struct plx__op *parent;	 /* set in a piece */
 	struct plx__op *sibling; /* next piece of the same parent */
 	uint32_t pieces_left;	 /* parent: pieces not yet complete */
 	int piece_err;		 /* parent: first failure of a piece */
+	/* RDMA (state PLX__S_RDMA): the channel, the descriptor's rkey;
+	 * pieces_left / piece_err count the op's outstanding completions */
+	struct plx__rchan *rch;
+	uint32_t rrkey;
+	uint32_t rqp; /* QP index (write_imm: the one that waits for ACK) */
 };
 
 _Static_assert(sizeof(struct plx__op) <= sizeof(struct plx_op),
@@ -225,7 +233,8 @@ struct plx_ep {
 	struct sockaddr_storage addr;
 	uint32_t addrlen;
 	bool stripes_opened;
-	uint32_t rr; /* round-robin start for pieces */
+	uint32_t rr;		 /* round-robin start for pieces */
+	struct plx__rchan *rdma; /* RDMA channel, or NULL */
 };
 
 struct plx__tcp {
@@ -297,6 +306,7 @@ void plx__ep_retire(struct plx_ep *ep, struct plx__conn *c);
 void plx__op_done(struct plx__tcp *t, struct plx__op *o, int status,
 		  uint64_t bytes);
 void plx__oplist_push(struct plx__oplist *l, struct plx__op *o);
+void plx__oplist_push_front(struct plx__oplist *l, struct plx__op *o);
 void plx__oplist_remove(struct plx__oplist *l, struct plx__op *o);
 struct plx__op *plx__oplist_pop(struct plx__oplist *l);
 struct plx__op *plx__ep_match(struct plx_ep *ep, uint64_t tag);

@@ -89,6 +89,8 @@ int plx__wire_ext_size(uint8_t opcode)
 		return 0;
 	case PLX__OP_CLOSE:
 		return 8;
+	case PLX__OP_RDMA_CM:
+		return 0;
 	default:
 		return -1;
 	}
@@ -160,6 +162,10 @@ static int check_payload_len(uint8_t opcode, uint32_t plen, uint32_t max)
 		break;
 	case PLX__OP_RESOLVE_RESP:
 		if (plen != 0 && plen != PLX_DESC_BYTES)
+			return PLX_EPROTO;
+		break;
+	case PLX__OP_RDMA_CM:
+		if (plen < PLX__WIRE_CM_MIN || plen > PLX__WIRE_CM_MAX)
 			return PLX_EPROTO;
 		break;
 	default:
@@ -294,7 +300,7 @@ static int parse_ext(struct plx__frame *out, const uint8_t *buf, size_t len,
 	case PLX__OP_CLOSE:
 		return parse_status_ext(out, buf, len);
 	default:
-		/* RESOLVE_REQ, PING, PONG: no extension */
+		/* RESOLVE_REQ, PING, PONG, RDMA_CM: no extension */
 		return 0;
 	}
 }
@@ -405,7 +411,7 @@ int plx__wire_encode(const struct plx__frame *f, uint8_t *buf)
 		put_status_ext(buf, f->status);
 		break;
 	default:
-		/* RESOLVE_REQ, PING, PONG: no extension */
+		/* RESOLVE_REQ, PING, PONG, RDMA_CM: no extension */
 		break;
 	}
 	return hdr;

@@ -51,6 +51,9 @@ enum plx__opcode {
 	PLX__OP_PING = 0x40,  /* id: nonce */
 	PLX__OP_PONG = 0x41,  /* id: the ping's nonce */
 	PLX__OP_CLOSE = 0x42, /* ext: status i32, pad; the sender closes */
+
+	PLX__OP_RDMA_CM = 0x50, /* payload: an RDMA connection message
+				 * (transport/rdma/common/cm.h) */
 };
 
 /* HELLO flags (frame flags byte) */
@@ -71,7 +74,7 @@ struct plx__hello {
 /*
  * Extension sizes: HELLO 64, READY 32, SEND 8, WRITE 16, WRITE_IMM 24,
  * READ_REQ 24, READ_RESP 8, ACK 8, NACK 8, RESOLVE_REQ 0, RESOLVE_RESP 8,
- * PING 0, PONG 0, CLOSE 8. "pad" fields are zero on the wire.
+ * PING 0, PONG 0, CLOSE 8, RDMA_CM 0. "pad" fields are zero on the wire.
  */
 
 /*
@@ -80,7 +83,15 @@ struct plx__hello {
  */
 #define PLX__CAP_WRITE_IMM 0x1
 #define PLX__CAP_STRIPE 0x2
-#define PLX__CAP_ALL (PLX__CAP_WRITE_IMM | PLX__CAP_STRIPE)
+#define PLX__CAP_RDMA 0x4 /* sender has the RDMA transport attached */
+#define PLX__CAP_ALL (PLX__CAP_WRITE_IMM | PLX__CAP_STRIPE | PLX__CAP_RDMA)
+
+/* RDMA_CM payload bounds (transport/rdma/common/cm.h: 32 + 8 per QP). */
+#define PLX__WIRE_CM_MIN 32
+#define PLX__WIRE_CM_MAX 64
+/* the receiver reads an RDMA_CM payload into its region-name buffer */
+_Static_assert(PLX__WIRE_CM_MAX <= PLX__WIRE_NAME_MAX,
+	       "RDMA_CM payloads fit a region name's buffer");
 
 /* A decoded header. Fields not used by the opcode are zero. */
 struct plx__frame {
@@ -119,7 +130,7 @@ int plx__wire_hdr_size(uint8_t opcode);
  * known opcode; flags (only PLX__HELLO_AUTH, only on HELLO); payload_len
  * consistent with the opcode (HELLO, READY, READ_REQ, ACK, NACK, PING,
  * PONG, CLOSE carry none; RESOLVE_REQ 1..PLX__WIRE_NAME_MAX; RESOLVE_RESP
- * 0 or PLX_DESC_BYTES), then payload_len <= @max_payload; ACK id 0; HELLO
+ * 0 or PLX_DESC_BYTES; RDMA_CM PLX__WIRE_CM_MIN..PLX__WIRE_CM_MAX), then payload_len <= @max_payload; ACK id 0; HELLO
  * role 0 or 1 (the version is left to the handshake; unknown caps bits are
  * accepted); statuses <= 0 (NACK < 0; READ_RESP < 0 only without payload;
  * RESOLVE_RESP < 0 exactly when without payload); READ_REQ len

@@ -8,17 +8,13 @@
 
 #include "pollux/rdma.h"
 #include "reactor/internal.h"
-
-void plx_rdma_config_init(struct plx_rdma_config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->gid_index = -1;
-	cfg->cq_size = 4096;
-}
+#include "transport/rdma/common/rdma_ep.h"
 
 int plx_rdma_init(struct plx_reactor *r, const struct plx_rdma_config *cfg)
 {
-	(void)cfg;
+	/* the same argument checks as the real transport, first */
+	if (plx__rdma_config_check(cfg))
+		return PLX_EINVAL;
 	plx__log(plx__r(r), PLX_LOG_WARN,
 		 "rdma: unavailable: pollux was built without the RDMA "
 		 "transport");
@@ -26,6 +22,13 @@ int plx_rdma_init(struct plx_reactor *r, const struct plx_rdma_config *cfg)
 }
 
 int plx_rdma_info(struct plx_reactor *r, struct plx_rdma_info *out)
+{
+	(void)r;
+	(void)out;
+	return PLX_EUNAVAIL;
+}
+
+int plx_rdma_stats(struct plx_reactor *r, struct plx_rdma_stats *out)
 {
 	(void)r;
 	(void)out;

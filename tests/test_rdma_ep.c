@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_rdma_ep: endpoints over RDMA, two reactors in one process, against
+ * real rdma-core and soft-RoCE (run inside the guest by
+ * tests/rdma/run-rxe-vm.sh; elsewhere, without a device, it exits 77; in
+ * the guest, PLX_RXE_VM=1, a missing device is a failure).
+ *
+ * Both reactors attach TCP and RDMA; their TCP session connects the QPs
+ * (docs/rdma.md). Checked: write, inline write of an unregistered buffer,
+ * read, write_imm (handler called with the data in place before the op
+ * completes), 1 MiB split over 2 QPs, a batch of 64 writes, the ops really
+ * go over the QPs (counters), out-of-range descriptors refused at
+ * submission, a forged rkey and a revoked region refused by the NIC with
+ * the target untouched and the QPs reconnected on next use, crossing
+ * connection requests from both sides (simultaneous open), peer restart
+ * (same node id, new epoch), and close + fini with ops in flight: every op
+ * completes exactly once.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <infiniband/verbs.h>
+
+#include "pollux/rdma.h"
+#include "tcp_pair.h"
+
+static struct side A, B; /* A: node id 01.., B: node id 02.. (A < B) */
+static char log_buf[256];
+
+static void log_cb(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	if (level <= PLX_LOG_INFO)
+		fprintf(stderr, "log[%d]: %s\n", level, msg);
+	snprintf(log_buf, sizeof(log_buf), "%s", msg);
+}
+
+static int rdma_side(struct side *s, uint8_t id, const char *listen,
+		     uint32_t qps)
+{
+	struct plx_reactor_config rc;
+	struct plx_rdma_config dc;
+	int rc2;
+
+	plx_reactor_config_init(&rc);
+	memset(rc.node_id, 0, 16);
+	rc.node_id[0] = id;
+	rc.log_cb = log_cb;
+	rc.log_level = PLX_LOG_INFO;
+	side_init(s, listen, NULL, &rc);
+	plx_rdma_config_init(&dc);
+	dc.qps_per_ep = qps;
+	dc.split_min = 256 * 1024;
+	rc2 = plx_rdma_init(&s->r, &dc);
+	return rc2;
+}
+
+/* A and B, connected, RDMA attached to both; returns A's endpoint. */
+static struct plx_ep *pair_up(uint32_t qps)
+{
+	struct plx_ep *ep;
+	int rc = rdma_side(&A, 1, "127.0.0.1", qps);
+
+	if (rc == PLX_EUNAVAIL) {
+		if (getenv("PLX_RXE_VM"))
+			PLX_FAIL("no RDMA device inside the soft-RoCE guest");
+		PLX_SKIP("no RDMA device on this host");
+	}
+	EXPECT_OK(rc);
+	EXPECT_OK(rdma_side(&B, 2, NULL, qps));
+	EXPECT_OK(plx_tcp_connect(&B.r, "127.0.0.1", A.port, &ep));
+	EXPECT_TRUE(pair_wait_event(&A, &B, &B, PLX_EP_CONNECTED, 5000));
+	EXPECT_TRUE(pair_wait_event(&A, &B, &A, PLX_EP_ACCEPTED, 5000));
+	return ep; /* B's endpoint to A */
+}
+
+static void pair_down(void)
+{
+	side_fini(&B, &A);
+	side_fini(&A, NULL);
+}
+
+static void rstats(struct side *s, struct plx_rdma_stats *st)
+{
+	EXPECT_OK(plx_rdma_stats(&s->r, st));
+}
+
+static void wait_done(struct tracked *t, int n, int ms)
+{
+	uint64_t end = plx_now_ns() + (uint64_t)ms * 1000000ull;
+
+	for (;;) {
+		int all = 1;
+
+		for (int i = 0; i < n; i++)
+			if (!t[i].done)
+				all = 0;
+		if (all || plx_now_ns() > end)
+			break;
+		pair_poll(&A, &B);
+	}
+	for (int i = 0; i < n; i++)
+		if (t[i].done != 1) {
+			struct plx_rdma_stats sa_, sb_;
+
+			for (int j = 0; j < n; j++)
+				fprintf(stderr, "%d:%d/%d ", j, t[j].done,
+					t[j].status);
+			plx_rdma_stats(&A.r, &sa_);
+			plx_rdma_stats(&B.r, &sb_);
+			fprintf(stderr,
+				"\nA posted %llu errors %llu; B posted "
+				"%llu errors %llu\n",
+				(unsigned long long)sa_.ops_posted,
+				(unsigned long long)sa_.wc_errors,
+				(unsigned long long)sb_.ops_posted,
+				(unsigned long long)sb_.wc_errors);
+			PLX_FAIL("op %d completed %d times", i, t[i].done);
+		}
+}
+
+/* Registered regions on A, described for B. */
+static uint8_t *abuf, *bbuf;
+#define REG_LEN (2u << 20)
+static struct plx_region areg, breg;
+static struct plx_desc adesc;
+
+static void regions_up(void)
+{
+	abuf = aligned_alloc(4096, REG_LEN);
+	bbuf = aligned_alloc(4096, REG_LEN);
+	EXPECT_TRUE(abuf && bbuf);
+	memset(abuf, 0, REG_LEN);
+	for (uint32_t i = 0; i < REG_LEN; i++)
+		bbuf[i] = (uint8_t)(i * 7 + 3);
+	EXPECT_OK(plx_mem_register(&A.r, &areg, abuf, REG_LEN, PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_register(&B.r, &breg, bbuf, REG_LEN, 0));
+	EXPECT_OK(plx_mem_desc(&A.r, &areg, &adesc));
+	EXPECT_TRUE(adesc.hints & PLX_HINT_RDMA);
+	EXPECT_NE(adesc.rkey, 0);
+}
+
+static void regions_down(void)
+{
+	plx_mem_deregister(&A.r, &areg);
+	plx_mem_deregister(&B.r, &breg);
+	free(abuf);
+	free(bbuf);
+}
+
+static void test_ops_over_qps(void)
+{
+	struct plx_ep *ep = pair_up(2);
+	struct plx_rdma_stats sa, sb;
+	struct tracked t[64];
+	char small[40] = "inline write of an unregistered buffer";
+	uint8_t *rd;
+
+	regions_up();
+	/* write from a registered buffer: 4 KiB */
+	tracked_init(&t[0]);
+	EXPECT_OK(plx_ep_write(ep, &t[0].op, bbuf, 4096, &adesc, 0));
+	wait_done(t, 1, 5000);
+	EXPECT_OK(t[0].status);
+	EXPECT_U64_EQ(t[0].bytes, 4096);
+	EXPECT_MEM_EQ(abuf, bbuf, 4096);
+	rstats(&B, &sb);
+	rstats(&A, &sa);
+	EXPECT_GE(sb.ops_posted, 1);
+	EXPECT_EQ(sb.qps_created, 2);
+	EXPECT_EQ(sa.qps_created, 2);
+	EXPECT_EQ(sa.connects + sb.connects, 1); /* A (smaller id) connected */
+	EXPECT_EQ(sa.connects, 1);
+
+	/* inline write from the stack (not registered) */
+	tracked_init(&t[0]);
+	EXPECT_OK(
+		plx_ep_write(ep, &t[0].op, small, sizeof(small), &adesc, 8192));
+	wait_done(t, 1, 5000);
+	rstats(&B, &sb);
+	if (t[0].status)
+		fprintf(stderr,
+			"inline write: %s; posted %llu wc errors %llu "
+			"last %d vendor %u\n",
+			plx_errname(t[0].status),
+			(unsigned long long)sb.ops_posted,
+			(unsigned long long)sb.wc_errors, sb.last_wc_status,
+			sb.last_vendor_err);
+	EXPECT_OK(t[0].status);
+	EXPECT_MEM_EQ(abuf + 8192, small, sizeof(small));
+
+	/* 1 MiB: split over both QPs (split_min 256 KiB) */
+	tracked_init(&t[0]);
+	EXPECT_OK(plx_ep_write(ep, &t[0].op, bbuf + 4096, 1u << 20, &adesc,
+			       65536));
+	wait_done(t, 1, 10000);
+	EXPECT_OK(t[0].status);
+	EXPECT_MEM_EQ(abuf + 65536, bbuf + 4096, 1u << 20);
+
+	/* read back into a registered buffer of B */
+	rd = bbuf + (1u << 20) + 65536;
+	tracked_init(&t[0]);
+	EXPECT_OK(plx_ep_read(ep, &t[0].op, rd, 300000, &adesc, 65536));
+	wait_done(t, 1, 10000);
+	EXPECT_OK(t[0].status);
+	EXPECT_U64_EQ(t[0].bytes, 300000);
+	EXPECT_MEM_EQ(rd, abuf + 65536, 300000);
+
+	/* write_imm: data in place when A's handler runs, then completion */
+	A.imm_expect = bbuf + 100;
+	A.imm_at = abuf + 200000;
+	tracked_init(&t[0]);
+	EXPECT_OK(plx_ep_write_imm(ep, &t[0].op, bbuf + 100, 5000, &adesc,
+				   200000, 0xabcdef01u));
+	wait_done(t, 1, 5000);
+	EXPECT_OK(t[0].status);
+	EXPECT_EQ(A.imm_count, 1);
+	EXPECT_EQ(A.imm_data_ok, 1);
+	EXPECT_U64_EQ(A.last_imm, 0xabcdef01u);
+	EXPECT_U64_EQ(A.last_imm_addr, (uint64_t)(uintptr_t)(abuf + 200000));
+	EXPECT_U64_EQ(A.last_imm_len, 5000);
+	A.imm_expect = NULL;
+
+	/* a batch of 64 writes and write_imms, posted as chains */
+	rstats(&B, &sb);
+	EXPECT_OK(plx_ep_batch_begin(ep));
+	for (int i = 0; i < 64; i++) {
+		tracked_init(&t[i]);
+		if (i % 8 == 7)
+			EXPECT_OK(plx_ep_write_imm(
+				ep, &t[i].op, bbuf + 4096 * i, 4096, &adesc,
+				1048576 + 4096 * i, (uint32_t)i));
+		else
+			EXPECT_OK(plx_ep_write(ep, &t[i].op, bbuf + 4096 * i,
+					       4096, &adesc,
+					       1048576 + 4096 * i));
+	}
+	for (int i = 0; i < 4; i++)
+		pair_poll(&A, &B);
+	for (int i = 0; i < 64; i++)
+		EXPECT_EQ(t[i].done, 0); /* nothing leaves before _end */
+	EXPECT_OK(plx_ep_batch_end(ep));
+	{
+		struct plx_rdma_stats sb2;
+
+		rstats(&B, &sb2);
+		/* 64 ops, 72 WRs: one ibv_post_send() per QP */
+		EXPECT_U64_EQ(sb2.ops_posted - sb.ops_posted, 64);
+		EXPECT_U64_EQ(sb2.post_calls - sb.post_calls, 2);
+	}
+	wait_done(t, 64, 10000);
+	for (int i = 0; i < 64; i++)
+		EXPECT_OK(t[i].status);
+	EXPECT_MEM_EQ(abuf + 1048576, bbuf, 64 * 4096);
+	EXPECT_EQ(A.imm_count, 1 + 8);
+
+	/* bounds are checked against the descriptor before anything moves */
+	tracked_init(&t[0]);
+	EXPECT_STATUS(plx_ep_write(ep, &t[0].op, bbuf, 64, &adesc,
+				   REG_LEN - 32),
+		      PLX_EINVAL);
+	rstats(&B, &sb);
+	EXPECT_EQ(sb.wc_errors, 0);
+	regions_down();
+	pair_down();
+}
+
+/* A forged rkey and a revoked region: the NIC refuses, the target is
+ * untouched, the op fails with PLX_EACCES, the QPs are flushed and the
+ * next op reconnects. */
+static void test_key_violations_and_reconnect(void)
+{
+	struct plx_ep *ep = pair_up(1);
+	struct plx_rdma_stats sb0, sb;
+	struct plx_desc forged;
+	struct tracked t[8];
+	uint8_t *snap = malloc(REG_LEN);
+
+	regions_up();
+	EXPECT_TRUE(snap != NULL);
+	tracked_init(&t[0]);
+	EXPECT_OK(plx_ep_write(ep, &t[0].op, bbuf, 64, &adesc, 0));
+	wait_done(t, 1, 5000);
+	EXPECT_OK(t[0].status);
+	memcpy(snap, abuf, REG_LEN);
+	rstats(&B, &sb0);
+
+	forged = adesc;
+	forged.rkey ^= 0x5a5a00u;
+	tracked_init(&t[0]);
+	tracked_init(&t[1]);
+	EXPECT_OK(plx_ep_write(ep, &t[0].op, bbuf, 4096, &forged, 4096));
+	EXPECT_OK(plx_ep_write(ep, &t[1].op, bbuf, 4096, &adesc, 8192));
+	wait_done(t, 2, 10000);
+	EXPECT_STATUS(t[0].status, PLX_EACCES);
+	/* the op behind it on the same QP was flushed */
+	EXPECT_TRUE(t[1].status != 0);
+	EXPECT_MEM_EQ(abuf, snap, REG_LEN);
+	rstats(&B, &sb);
+	EXPECT_GT(sb.wc_errors, sb0.wc_errors);
+	EXPECT_EQ(sb.last_wc_status, IBV_WC_REM_ACCESS_ERR);
+
+	/* next use reconnects (new QPs) and works */
+	tracked_init(&t[0]);
+	EXPECT_OK(plx_ep_write(ep, &t[0].op, bbuf, 4096, &adesc, 4096));
+	wait_done(t, 1, 10000);
+	EXPECT_OK(t[0].status);
+	EXPECT_MEM_EQ(abuf + 4096, bbuf, 4096);
+	memcpy(snap, abuf, REG_LEN);
+	rstats(&B, &sb);
+	EXPECT_GT(sb.qps_created, sb0.qps_created);
+
+	/* revoke A's region: its rkey dies with the MR */
+	EXPECT_OK(plx_mem_deregister(&A.r, &areg));
+	tracked_init(&t[0]);
+	EXPECT_OK(plx_ep_write(ep, &t[0].op, bbuf, 4096, &adesc, 0));
+	wait_done(t, 1, 10000);
+	EXPECT_STATUS(t[0].status, PLX_EACCES);
+	EXPECT_MEM_EQ(abuf, snap, REG_LEN);
+	EXPECT_OK(plx_mem_register(&A.r, &areg, abuf, REG_LEN, PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_desc(&A.r, &areg, &adesc));
+	/* and a read-only registration refuses writes */
+	{
+		struct plx_region ro;
+		struct plx_desc rod;
+
+		EXPECT_OK(plx_mem_register(&A.r, &ro, abuf + 4096, 4096,
+					   PLX_ACCESS_REMOTE_READ));
+		EXPECT_OK(plx_mem_desc(&A.r, &ro, &rod));
+		tracked_init(&t[0]);
+		EXPECT_OK(plx_ep_write(ep, &t[0].op, bbuf, 64, &rod, 0));
+		wait_done(t, 1, 10000);
+		EXPECT_STATUS(t[0].status, PLX_EACCES);
+		EXPECT_MEM_EQ(abuf, snap, REG_LEN);
+		tracked_init(&t[0]);
+		EXPECT_OK(plx_ep_read(ep, &t[0].op, bbuf + 8192, 64, &rod, 0));
+		wait_done(t, 1, 10000);
+		EXPECT_OK(t[0].status);
+		EXPECT_MEM_EQ(bbuf + 8192, abuf + 4096, 64);
+		EXPECT_OK(plx_mem_deregister(&A.r, &ro));
+	}
+	free(snap);
+	regions_down();
+	pair_down();
+}
+
+/* Both sides lose their QPs, then both submit before either polls: two
+ * REQs cross; the smaller node id's wins, one QP set each side, every op
+ * completes. */
+static void test_simultaneous_open(void)
+{
+	struct plx_ep *ep = pair_up(1), *aep;
+	struct plx_rdma_stats sa, sb;
+	struct plx_desc bdesc, fa, fb;
+	struct tracked t[4];
+
+	regions_up();
+	aep = A.accepted;
+	EXPECT_TRUE(aep != NULL);
+	/* B's region must take writes for this one */
+	EXPECT_OK(plx_mem_deregister(&B.r, &breg));
+	EXPECT_OK(plx_mem_register(&B.r, &breg, bbuf, REG_LEN, PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_desc(&B.r, &breg, &bdesc));
+	for (int round = 0; round < 3; round++) {
+		fa = adesc;
+		fa.rkey ^= 0x100u;
+		fb = bdesc;
+		fb.rkey ^= 0x100u;
+		for (int i = 0; i < 4; i++)
+			tracked_init(&t[i]);
+		EXPECT_OK(plx_ep_write(ep, &t[0].op, bbuf, 64, &fa, 0));
+		EXPECT_OK(plx_ep_write(aep, &t[1].op, abuf, 64, &fb, 0));
+		wait_done(t, 2, 10000);
+		/* whichever error reaches a QP first takes the pair down:
+		 * the other op is refused or flushed */
+		EXPECT_TRUE(t[0].status == PLX_EACCES ||
+			    t[0].status == PLX_ECONNRESET);
+		EXPECT_TRUE(t[1].status == PLX_EACCES ||
+			    t[1].status == PLX_ECONNRESET);
+		EXPECT_TRUE(t[0].status == PLX_EACCES ||
+			    t[1].status == PLX_EACCES);
+		/* both idle now; both submit before polling: crossing REQs */
+		EXPECT_OK(
+			plx_ep_write(ep, &t[2].op, bbuf + 64, 64, &adesc, 64));
+		EXPECT_OK(plx_ep_write(aep, &t[3].op, abuf + 128, 64, &bdesc,
+				       128));
+		wait_done(t + 2, 2, 10000);
+		EXPECT_OK(t[2].status);
+		EXPECT_OK(t[3].status);
+		EXPECT_MEM_EQ(abuf + 64, bbuf + 64, 64);
+		EXPECT_MEM_EQ(bbuf + 128, abuf + 128, 64);
+	}
+	rstats(&A, &sa);
+	rstats(&B, &sb);
+	EXPECT_GE(sa.cm_crossed + sb.cm_crossed, 1);
+	/* settled: exactly one live QP set each side */
+	for (int i = 0; i < 200; i++)
+		pair_poll(&A, &B);
+	rstats(&A, &sa);
+	rstats(&B, &sb);
+	EXPECT_U64_EQ(sa.qps_created - sa.qps_destroyed, 1);
+	EXPECT_U64_EQ(sb.qps_created - sb.qps_destroyed, 1);
+	regions_down();
+	pair_down();
+}
+
+/* Close with ops in flight, then fini: each op completes exactly once,
+ * PLX_EP_CLOSED comes after the last, and the QPs are gone. */
+static void test_close_with_ops_in_flight(void)
+{
+	struct plx_ep *ep = pair_up(2);
+	struct tracked t[64];
+	struct plx_rdma_stats sb;
+
+	regions_up();
+	for (int i = 0; i < 64; i++) {
+		tracked_init(&t[i]);
+		EXPECT_OK(plx_ep_write(ep, &t[i].op, bbuf, 65536, &adesc,
+				       65536 * (uint32_t)(i % 16)));
+	}
+	pair_poll(&A, &B);
+	EXPECT_OK(plx_ep_close(ep));
+	EXPECT_TRUE(pair_wait_event(&A, &B, &B, PLX_EP_CLOSED, 10000));
+	for (int i = 0; i < 64; i++) {
+		EXPECT_EQ(t[i].done, 1);
+		if (t[i].status != 0 && t[i].status != PLX_ECANCELED)
+			PLX_FAIL("op %d: %s", i, plx_errname(t[i].status));
+	}
+	regions_down();
+	rstats(&B, &sb);
+	pair_down();
+	EXPECT_U64_EQ(sb.qps_created - sb.qps_destroyed <= 2, 1);
+}
+
+/* The peer restarts (same node id, new epoch): ops in flight fail once,
+ * the new session gets new QPs and works. */
+static void test_peer_restart(void)
+{
+	struct plx_ep *ep = pair_up(1);
+	struct tracked t[2];
+
+	regions_up();
+	tracked_init(&t[0]);
+	EXPECT_OK(plx_ep_write(ep, &t[0].op, bbuf, 64, &adesc, 0));
+	wait_done(t, 1, 5000);
+	EXPECT_OK(t[0].status);
+	/* A goes away and comes back with the same node id */
+	plx_mem_deregister(&A.r, &areg);
+	side_fini(&A, &B);
+	EXPECT_OK(rdma_side(&A, 1, "127.0.0.1", 1));
+	EXPECT_OK(plx_mem_register(&A.r, &areg, abuf, REG_LEN, PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_desc(&A.r, &areg, &adesc));
+	B.nev = 0;
+	EXPECT_OK(plx_tcp_connect(&B.r, "127.0.0.1", A.port, &ep));
+	EXPECT_TRUE(pair_wait_event(&A, &B, &A, PLX_EP_ACCEPTED, 5000));
+	tracked_init(&t[1]);
+	EXPECT_OK(plx_ep_write(ep, &t[1].op, bbuf + 64, 64, &adesc, 64));
+	wait_done(t + 1, 1, 10000);
+	EXPECT_OK(t[1].status);
+	EXPECT_MEM_EQ(abuf + 64, bbuf + 64, 64);
+	regions_down();
+	pair_down();
+}
+
+int main(void)
+{
+	test_ops_over_qps();
+	test_key_violations_and_reconnect();
+	test_simultaneous_open();
+	test_close_with_ops_in_flight();
+	test_peer_restart();
+	return 0;
+}

@@ -1,0 +1,1288 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * RDMA channels: the RC queue pairs of one endpoint, connected over the
+ * endpoint's TCP session, and the writes, reads and write_imm ops they
+ * carry. docs/rdma.md is the prose version of this file.
+ *
+ * Connection (messages in transport/rdma/common/cm.h, one RDMA_CM frame
+ * each): the initiator creates its QPs (INIT, receives posted) and sends
+ * REQ with a fresh generation; the responder creates its QPs, takes them
+ * to RTS and answers REP; the initiator takes its QPs to RTS, sends RTU
+ * and may post; the responder posts once RTU arrived. Both REQs crossing
+ * (simultaneous open): the REQ of the node with the smaller id wins, the
+ * other side drops its own attempt and answers. A message whose
+ * generation is not the attempt in progress is stale and ignored. The
+ * side with the smaller node id connects when the session comes up;
+ * either side reconnects on next use after the channel failed.
+ *
+ * Queue pairs are never reset with work on them: a QP that failed (an
+ * error completion, a timed-out op, the session gone) is moved to the
+ * error state, every work request on it completes (flushed), and only
+ * then is it destroyed. Its ops complete once each, with the status of
+ * the completion that failed them.
+ *
+ * Work requests: every WR takes a slot in its QP's send ring and carries
+ * that slot as wr_id. The WRs one poll queues on a QP (a batch, acks
+ * owed) are posted as one chain with one ibv_post_send(), and only the
+ * chain's last WR is signalled: a completion retires every slot up to its
+ * own, in order, since an RC QP completes in order. Small writes from
+ * unregistered memory are copied into their slot's registered buffer
+ * (rather than sent inline: soft-RoCE's inline path is not dependable).
+ *
+ * write_imm = an RDMA write + a SEND "notice" {imm, addr, len, key} on
+ * the same QP. The target checks the notice against its registry, calls
+ * its notification handler, and answers with a SEND "ack" {status}; the
+ * initiator's op completes when its notice completed and the ack arrived,
+ * so the op means what it means over TCP: data in place and handler
+ * called.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "reactor/internal.h"
+#include "transport/rdma/common/cm.h"
+#include "transport/rdma/qp_attr.h"
+#include "transport/rdma/rdma_internal.h"
+#include "transport/tcp/tcp_internal.h"
+
+#define RQP_SQ 256 /* send-ring slots per QP */
+#define RQP_RQ 64  /* receives posted per QP (notices and acks) */
+#define RQP_MSG 64 /* bytes per receive buffer */
+#define RQP_SMALL                                                              \
+	64			   /* unregistered writes up to this size are
+			  * copied into their send slot's buffer */
+#define RQP_CHAIN 64		   /* WRs posted with one ibv_post_send() */
+#define RQP_DRAIN_NS 2000000000ull /* longest wait for a flush to finish */
+
+enum rch_state {
+	CH_IDLE = 0, /* no QPs: connects on next use */
+	CH_REQ_SENT, /* initiator: REQ out, waiting for REP */
+	CH_REP_SENT, /* responder: REP out, waiting for RTU */
+	CH_READY,
+	CH_OFF,	 /* the peer refused: this session's ops go over TCP */
+	CH_WAIT, /* new session, larger node id: the peer's REQ is coming */
+};
+
+enum {
+	MSG_NOTICE = 1,
+	MSG_ACK = 2
+};
+#define NOTICE_BYTES 40 /* type u8, pad[3], imm u32, seq u64, addr, len, key */
+#define ACK_BYTES 16	/* type u8, pad[3], status i32, seq u64 */
+
+enum {
+	SLOT_PLAIN = 0,
+	SLOT_MID,
+	SLOT_LAST
+};
+
+struct plx__rqp;
+
+struct rslot {
+	struct plx__rdma_wc_handler h; /* wr_id points here */
+	struct plx__rqp *qp;
+	struct plx__op *op; /* NULL: an ack */
+	uint8_t kind;	    /* SLOT_* */
+};
+
+struct plx__rqp {
+	struct plx__rdma *d;
+	struct plx__rchan *ch; /* NULL once retiring */
+	struct plx__rqp *next; /* d's retiring list */
+	struct ibv_qp *qp;
+	struct ibv_mr *rmr; /* covers rbuf */
+	/* RQP_RQ receive buffers, then one RQP_MSG buffer per send slot
+	 * (notices, acks, small copied writes), RQP_MSG bytes each */
+	uint8_t *rbuf;
+	uint32_t psn;
+	uint32_t sq_head, sq_tail; /* slots posted / retired (free-running) */
+	uint32_t rq_posted;
+	bool err;	 /* moved to the error state: draining */
+	int fail_status; /* what a flushed op completes with */
+	uint64_t drain_deadline;
+	uint64_t tx_seq, rx_seq;     /* notices sent / received */
+	struct plx__oplist imm_wait; /* write_imm ops waiting for an ack */
+	/* acks that found the ring full (FIFO), with the receive slot each
+	 * one answers: it is reposted once the ack is out */
+	uint32_t ack_head, nack_pending;
+	struct {
+		int32_t status;
+		uint64_t seq;
+		uint32_t rslot;
+	} ack_pending[RQP_RQ];
+	struct rslot sq[RQP_SQ];
+	struct rslot rq[RQP_RQ];
+	/* WRs gathered for one ibv_post_send() */
+	uint32_t cn;
+	struct ibv_send_wr cw[RQP_CHAIN];
+	struct ibv_sge cs[RQP_CHAIN];
+};
+
+struct plx__rchan {
+	struct plx__rdma *d;
+	struct plx_ep *ep;
+	struct plx__rchan *next, *prev; /* d->chans */
+	uint8_t state;
+	uint32_t gen; /* the attempt in progress or connected */
+	uint32_t nqp; /* QPs of the current set */
+	struct plx__rqp *qp[PLX__CM_MAX_QPS];
+	uint32_t rr;		    /* round-robin QP for unsplit ops */
+	uint32_t nops;		    /* ops on the channel: backlog + posted */
+	struct plx__oplist backlog; /* waiting for READY or ring space */
+};
+
+static void pump(struct plx__rchan *ch);
+static void chan_failed(struct plx__rchan *ch, int status);
+
+static struct plx__tcp *ep_tcp(struct plx_ep *ep)
+{
+	return ep->t;
+}
+
+static const uint8_t *self_node(const struct plx__rdma *d)
+{
+	return d->x->cfg.node_id;
+}
+
+/* ---- op completion -------------------------------------------------------- */
+
+static void op_finish(struct plx__op *o)
+{
+	struct plx__rchan *ch = o->rch;
+	int st = o->cancelled ? o->req.status : o->piece_err;
+
+	o->rch = NULL;
+	ch->nops--;
+	plx__op_done(ep_tcp(o->ep), o, st, st ? 0 : o->len);
+}
+
+/* One of @o's outstanding completions arrived, with @status. */
+static void op_piece(struct plx__op *o, int status)
+{
+	if (status && !o->piece_err)
+		o->piece_err = status;
+	if (--o->pieces_left == 0)
+		op_finish(o);
+}
+
+int plx__rdma_wc_status(const struct ibv_wc *wc, int flushed_as)
+{
+	switch (wc->status) {
+	case IBV_WC_SUCCESS:
+		return 0;
+	case IBV_WC_WR_FLUSH_ERR:
+		return flushed_as ? flushed_as : PLX_ECONNRESET;
+	case IBV_WC_REM_ACCESS_ERR:
+		return PLX_EACCES; /* rkey, range or access refused */
+	case IBV_WC_LOC_PROT_ERR:
+	case IBV_WC_LOC_ACCESS_ERR:
+	case IBV_WC_MW_BIND_ERR:
+		return PLX_EFAULT; /* our buffer: MR gone or too small */
+	case IBV_WC_LOC_LEN_ERR:
+	case IBV_WC_REM_INV_REQ_ERR:
+		return PLX_EMSGSIZE;
+	case IBV_WC_RETRY_EXC_ERR:
+	case IBV_WC_RNR_RETRY_EXC_ERR:
+		return PLX_ETIMEDOUT; /* the peer stopped answering */
+	case IBV_WC_REM_ABORT_ERR:
+		return PLX_ECONNABORTED;
+	case IBV_WC_REM_OP_ERR:
+		return PLX_EREMOTE;
+	case IBV_WC_FATAL_ERR:
+	case IBV_WC_LOC_QP_OP_ERR:
+	case IBV_WC_LOC_EEC_OP_ERR:
+		return PLX_EIO;
+	default:
+		return PLX_EVERBS;
+	}
+}
+
+/* ---- queue pairs ---------------------------------------------------------- */
+
+static void sq_wc(struct plx_reactor *r, struct plx__rdma_wc_handler *h,
+		  const struct ibv_wc *wc);
+static void rq_wc(struct plx_reactor *r, struct plx__rdma_wc_handler *h,
+		  const struct ibv_wc *wc);
+
+static int post_recv(struct plx__rqp *q, uint32_t i)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)(q->rbuf + (size_t)i * RQP_MSG),
+		.length = RQP_MSG,
+		.lkey = q->rmr->lkey,
+	};
+	struct ibv_recv_wr wr =
+				   {
+					   .wr_id = (uintptr_t)&q->rq[i].h,
+					   .sg_list = &sge,
+					   .num_sge = 1,
+				   },
+			   *bad;
+	int rc = ibv_post_recv(q->qp, &wr, &bad);
+
+	if (rc)
+		return -rc;
+	q->rq_posted++;
+	return 0;
+}
+
+static void qp_free(struct plx__rqp *q)
+{
+	struct plx__rdma *d = q->d;
+
+	if (q->qp && d->ibv->destroy_qp(q->qp))
+		plx__log(d->x, PLX_LOG_ERROR, "rdma: ibv_destroy_qp failed");
+	if (q->rmr && d->ibv->dereg_mr(q->rmr))
+		plx__log(d->x, PLX_LOG_ERROR, "rdma: ibv_dereg_mr failed");
+	if (q->qp)
+		d->st.qps_destroyed++;
+	plx__free(d->x, q->rbuf);
+	plx__free(d->x, q);
+}
+
+/* A QP in RESET -> INIT with every receive posted, or NULL. */
+static struct plx__rqp *qp_new(struct plx__rchan *ch)
+{
+	struct plx__rdma *d = ch->d;
+	struct plx__qp_conn c;
+	struct ibv_qp_init_attr ia = {
+		.send_cq = d->cq,
+		.recv_cq = d->cq,
+		.cap = {.max_send_wr = RQP_SQ,
+			.max_recv_wr = RQP_RQ,
+			.max_send_sge = 1,
+			.max_recv_sge = 1},
+		.qp_type = IBV_QPT_RC,
+		.sq_sig_all = 0,
+	};
+	struct ibv_qp_attr a;
+	struct plx__rqp *q = plx__zalloc(d->x, sizeof(*q));
+	uint8_t rnd[4];
+	const char *step = "allocation";
+	int mask;
+
+	if (!q)
+		return NULL;
+	q->d = d;
+	q->ch = ch;
+	q->rbuf = plx__alloc_aligned(d->x, (size_t)(RQP_RQ + RQP_SQ) * RQP_MSG,
+				     64);
+	if (!q->rbuf)
+		goto fail;
+	step = "ibv_reg_mr";
+	q->rmr = d->ibv->reg_mr(d->pd, q->rbuf,
+				(size_t)(RQP_RQ + RQP_SQ) * RQP_MSG,
+				IBV_ACCESS_LOCAL_WRITE);
+	if (!q->rmr)
+		goto fail;
+	step = "ibv_create_qp";
+	q->qp = d->ibv->create_qp(d->pd, &ia);
+	if (!q->qp)
+		goto fail;
+	d->st.qps_created++;
+	if (plx__random(rnd, sizeof(rnd)))
+		goto fail;
+	q->psn = ((uint32_t)rnd[0] | (uint32_t)rnd[1] << 8 |
+		  (uint32_t)rnd[2] << 16) &
+		 0xffffffu;
+	plx__qp_conn_defaults(&c);
+	c.port = (uint8_t)d->info.port;
+	c.access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+		   IBV_ACCESS_REMOTE_READ;
+	step = "ibv_modify_qp(INIT)";
+	if (plx__qp_attr_init(&c, &a, &mask) ||
+	    d->ibv->modify_qp(q->qp, &a, mask))
+		goto fail;
+	step = "ibv_post_recv";
+	for (uint32_t i = 0; i < RQP_RQ; i++) {
+		q->rq[i].h.fn = rq_wc;
+		q->rq[i].qp = q;
+		if (post_recv(q, i))
+			goto fail;
+	}
+	for (uint32_t i = 0; i < RQP_SQ; i++) {
+		q->sq[i].h.fn = sq_wc;
+		q->sq[i].qp = q;
+	}
+	return q;
+fail:
+	plx__log(d->x, PLX_LOG_ERROR, "rdma: creating a QP failed at %s (%s)",
+		 step, strerror(errno));
+	/* nothing completed on it yet: receives vanish with the QP */
+	qp_free(q);
+	return NULL;
+}
+
+static int mtu_code(uint32_t bytes)
+{
+	int code = IBV_MTU_256;
+
+	while (code < IBV_MTU_4096 && (256u << code) <= bytes)
+		code++;
+	return code;
+}
+
+/* INIT -> RTR -> RTS towards the peer's QP @k of @m. */
+static int qp_connect(struct plx__rqp *q, const struct plx__cm_msg *m,
+		      uint32_t k)
+{
+	struct plx__rdma *d = q->d;
+	struct plx__qp_conn c;
+	struct ibv_qp_attr a;
+	int mask, rc, mine = mtu_code(d->info.active_mtu);
+
+	plx__qp_conn_defaults(&c);
+	c.port = (uint8_t)d->info.port;
+	c.access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+		   IBV_ACCESS_REMOTE_READ;
+	c.remote_qpn = m->qpn[k];
+	c.remote_psn = m->psn[k];
+	c.local_psn = q->psn;
+	c.path_mtu = m->mtu < mine ? m->mtu : mine;
+	if (d->info.link_layer == IBV_LINK_LAYER_INFINIBAND && m->lid) {
+		c.global = false;
+		c.remote_lid = m->lid;
+	} else {
+		c.global = true;
+		memcpy(c.remote_gid, m->gid, 16);
+		c.sgid_index = (uint8_t)d->info.gid_index;
+	}
+	/* we issue no more reads than the peer serves, and serve ours */
+	c.max_rd_atomic = (uint8_t)(m->rd_atom < d->max_rd_atom ?
+					    m->rd_atom :
+					    d->max_rd_atom);
+	c.max_dest_rd_atomic = (uint8_t)d->max_rd_atom;
+	rc = plx__qp_attr_rtr(&c, &a, &mask);
+	if (rc)
+		return rc;
+	if (d->ibv->modify_qp(q->qp, &a, mask))
+		return PLX_EVERBS;
+	rc = plx__qp_attr_rts(&c, &a, &mask);
+	if (rc)
+		return rc;
+	if (d->ibv->modify_qp(q->qp, &a, mask))
+		return PLX_EVERBS;
+	return 0;
+}
+
+static void qp_maybe_free(struct plx__rqp *q)
+{
+	struct plx__rdma *d = q->d;
+	struct plx__rqp **pp;
+
+	if (!q->err || q->ch || q->sq_head != q->sq_tail || q->rq_posted)
+		return;
+	for (pp = &d->retiring; *pp; pp = &(*pp)->next)
+		if (*pp == q) {
+			*pp = q->next;
+			break;
+		}
+	d->nlive--;
+	qp_free(q);
+}
+
+/*
+ * Retire @q: error state, so that every WR on it completes (flushed ops
+ * with @status), acks it owes are dropped, write_imm ops waiting for an
+ * ack fail; it is destroyed once its rings are empty.
+ */
+static void qp_retire(struct plx__rqp *q, int status)
+{
+	struct plx__rdma *d = q->d;
+	struct ibv_qp_attr a = {.qp_state = IBV_QPS_ERR};
+	struct plx__op *o;
+
+	if (!q->err) {
+		q->err = true;
+		q->fail_status = status;
+		q->drain_deadline = plx__now_coarse() + RQP_DRAIN_NS;
+		if (d->ibv->modify_qp(q->qp, &a, IBV_QP_STATE))
+			plx__log(d->x, PLX_LOG_ERROR,
+				 "rdma: moving QP %u to the error state failed",
+				 q->qp->qp_num);
+		q->nack_pending = 0;
+		while ((o = plx__oplist_pop(&q->imm_wait)))
+			op_piece(o, status);
+	}
+	if (q->ch) {
+		q->ch = NULL;
+		q->next = d->retiring;
+		d->retiring = q;
+		d->nlive++;
+	}
+	qp_maybe_free(q);
+}
+
+/* Retire the channel's QP set; it connects again on next use. */
+static void chan_reset(struct plx__rchan *ch, int status)
+{
+	for (uint32_t k = 0; k < ch->nqp; k++) {
+		struct plx__rqp *q = ch->qp[k];
+
+		ch->qp[k] = NULL;
+		if (q)
+			qp_retire(q, status);
+	}
+	ch->nqp = 0;
+	ch->state = CH_IDLE;
+}
+
+/* ---- posting -------------------------------------------------------------- */
+
+/*
+ * Work requests are gathered per QP into a chain (q->cw) and posted with
+ * one ibv_post_send() when the poll's work is queued (qp_flush): a batch
+ * of ops becomes one chain. Only the chain's last WR is signalled; its
+ * completion retires the slots of every WR before it.
+ */
+
+/* Append a WR to @q's chain for @o (NULL: an ack), taking the next send
+ * slot. Return the WR (its sge is wr->sg_list) and, in *@buf, the slot's
+ * RQP_MSG-byte buffer. The caller checked the room (qp_room()). */
+static struct ibv_send_wr *wr_add(struct plx__rqp *q, struct plx__op *o,
+				  uint8_t kind, uint8_t **buf)
+{
+	uint32_t i = q->sq_head % RQP_SQ;
+	struct rslot *s = &q->sq[i];
+	struct ibv_send_wr *wr = &q->cw[q->cn];
+
+	memset(wr, 0, sizeof(*wr));
+	memset(&q->cs[q->cn], 0, sizeof(q->cs[0]));
+	wr->sg_list = &q->cs[q->cn];
+	wr->num_sge = 1;
+	wr->wr_id = (uintptr_t)&s->h;
+	q->cn++;
+	s->op = o;
+	s->kind = kind;
+	q->sq_head++;
+	*buf = q->rbuf + (size_t)(RQP_RQ + i) * RQP_MSG;
+	return wr;
+}
+
+/* Room for @nwr more WRs (plus one slot kept for an ack we may owe)? */
+static bool qp_room(const struct plx__rqp *q, uint32_t nwr)
+{
+	return q->sq_head - q->sq_tail + nwr + 1 <= RQP_SQ &&
+	       q->cn + nwr <= RQP_CHAIN;
+}
+
+/*
+ * Post @q's chain. On a refusal the WRs from the refused one on never
+ * happened: their slots go back, their ops fail, and the channel resets
+ * (the QP may be broken; what was posted completes, flushed).
+ */
+static int qp_flush(struct plx__rqp *q)
+{
+	struct ibv_send_wr *bad = NULL;
+	uint32_t n = q->cn, b;
+	int rc;
+
+	if (!n)
+		return 0;
+	for (uint32_t i = 0; i + 1 < n; i++)
+		q->cw[i].next = &q->cw[i + 1];
+	q->cw[n - 1].next = NULL;
+	q->cw[n - 1].send_flags |= IBV_SEND_SIGNALED;
+	q->cn = 0;
+	q->d->st.post_calls++;
+	rc = ibv_post_send(q->qp, &q->cw[0], &bad);
+	if (!rc)
+		return 0;
+	b = bad ? (uint32_t)(bad - q->cw) : 0;
+	if (b > n)
+		b = 0;
+	plx__log(q->d->x, PLX_LOG_ERROR,
+		 "rdma: ibv_post_send refused WR %u of %u (%s)", b, n,
+		 strerror(rc));
+	for (uint32_t i = b; i < n; i++) {
+		struct rslot *s = (struct rslot *)(uintptr_t)q->cw[i].wr_id;
+		struct plx__op *o = s->op;
+
+		s->op = NULL;
+		if (!o)
+			continue;
+		if (!o->piece_err)
+			o->piece_err = PLX_EVERBS;
+		if (s->kind != SLOT_LAST)
+			continue;
+		if (o->kind == PLX__K_WRITE_IMM) {
+			/* its ack will not come either */
+			plx__oplist_remove(&q->imm_wait, o);
+			o->pieces_left--;
+		}
+		op_piece(o, PLX_EVERBS);
+	}
+	q->sq_head -= n - b;
+	return PLX_EVERBS;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+/* Queue an ack on @q's chain; 1 when there is no room now. */
+static int add_ack(struct plx__rqp *q, int32_t status, uint64_t seq)
+{
+	struct ibv_send_wr *wr;
+	uint8_t *msg;
+
+	if (!qp_room(q, 1))
+		return 1;
+	wr = wr_add(q, NULL, SLOT_PLAIN, &msg);
+	memset(msg, 0, ACK_BYTES);
+	msg[0] = MSG_ACK;
+	put_u32(msg + 4, (uint32_t)status);
+	put_u64(msg + 8, seq);
+	wr->opcode = IBV_WR_SEND;
+	wr->sg_list->addr = (uintptr_t)msg;
+	wr->sg_list->length = ACK_BYTES;
+	wr->sg_list->lkey = q->rmr->lkey;
+	return 0;
+}
+
+/* The data WR of one piece: local [local, +len) to remote @raddr. A small
+ * unregistered source (no @mr) goes from a copy in the slot's buffer. */
+static void add_data(struct plx__rqp *q, struct plx__op *o, uint8_t kind,
+		     const struct ibv_mr *mr, uint64_t local, uint64_t len,
+		     uint64_t raddr)
+{
+	uint8_t *buf;
+	struct ibv_send_wr *wr = wr_add(q, o, kind, &buf);
+
+	wr->opcode = o->kind == PLX__K_READ ? IBV_WR_RDMA_READ :
+					      IBV_WR_RDMA_WRITE;
+	wr->wr.rdma.remote_addr = raddr;
+	wr->wr.rdma.rkey = o->rrkey;
+	wr->sg_list->addr = local;
+	wr->sg_list->length = (uint32_t)len;
+	if (!len) {
+		wr->num_sge = 0;
+	} else if (mr) {
+		wr->sg_list->lkey = mr->lkey;
+	} else {
+		memcpy(buf, (const void *)(uintptr_t)local, len);
+		wr->sg_list->addr = (uintptr_t)buf;
+		wr->sg_list->lkey = q->rmr->lkey;
+	}
+}
+
+/* The notice SEND that follows a write_imm's data on the same QP. */
+static void add_notice(struct plx__rqp *q, struct plx__op *o)
+{
+	uint8_t *msg;
+	struct ibv_send_wr *wr = wr_add(q, o, SLOT_LAST, &msg);
+
+	memset(msg, 0, NOTICE_BYTES);
+	msg[0] = MSG_NOTICE;
+	put_u32(msg + 4, o->imm);
+	o->seq = ++q->tx_seq;
+	put_u64(msg + 8, o->seq);
+	put_u64(msg + 16, o->raddr);
+	put_u64(msg + 24, o->len);
+	put_u64(msg + 32, o->rkey);
+	wr->opcode = IBV_WR_SEND;
+	wr->sg_list->addr = (uintptr_t)msg;
+	wr->sg_list->length = NOTICE_BYTES;
+	wr->sg_list->lkey = q->rmr->lkey;
+	plx__oplist_push(&q->imm_wait, o);
+}
+
+/*
+ * Queue @o's WRs on the chains: one QP (round robin), or, from
+ * cfg.split_min on, one piece per QP (never a write_imm: its notice must
+ * follow all of its data on one QP). Return 0, or 1 when the rings or
+ * chains lack room (the op waits, in order).
+ */
+static int add_op(struct plx__rchan *ch, struct plx__op *o)
+{
+	struct plx__rdma *d = ch->d;
+	uint64_t local = (uintptr_t)(o->kind == PLX__K_READ ? o->dst : o->src);
+	const struct ibv_mr *mr = o->len ? plx__rdma_mr_find(d, local, o->len) :
+					   NULL;
+	uint32_t n = 1, nwr = o->kind == PLX__K_WRITE_IMM ? 2 : 1;
+
+	if (o->kind != PLX__K_WRITE_IMM && ch->nqp > 1 &&
+	    o->len >= d->cfg.split_min)
+		n = ch->nqp;
+	for (uint32_t k = 0; k < n; k++)
+		if (!qp_room(ch->qp[n == 1 ? ch->rr % ch->nqp : k], nwr))
+			return 1;
+	o->pieces_left = n + (o->kind == PLX__K_WRITE_IMM);
+	o->piece_err = 0;
+	if (n == 1) {
+		struct plx__rqp *q = ch->qp[ch->rr++ % ch->nqp];
+
+		add_data(q, o, nwr == 2 ? SLOT_MID : SLOT_LAST, mr, local,
+			 o->len, o->raddr);
+		if (nwr == 2)
+			add_notice(q, o);
+	} else {
+		/* contiguous pieces, 64-byte aligned, the last one shorter */
+		uint64_t chunk = ((o->len + n - 1) / n + 63) & ~63ull;
+
+		for (uint32_t k = 0; k < n; k++) {
+			uint64_t off = chunk * k < o->len ? chunk * k : o->len;
+			uint64_t len = o->len - off < chunk ? o->len - off :
+							      chunk;
+
+			add_data(ch->qp[k], o, SLOT_LAST, mr, local + off, len,
+				 o->raddr + off);
+		}
+	}
+	d->st.ops_posted++;
+	return 0;
+}
+
+/* Queue the acks @q owes that found no room earlier; each one reposts
+ * the receive it answers. */
+static int acks_owed(struct plx__rqp *q)
+{
+	while (q->nack_pending) {
+		uint32_t i = q->ack_head;
+
+		if (add_ack(q, q->ack_pending[i].status, q->ack_pending[i].seq))
+			return 0;
+		q->ack_head = (i + 1) % RQP_RQ;
+		q->nack_pending--;
+		if (post_recv(q, q->ack_pending[i].rslot))
+			return PLX_EVERBS;
+	}
+	return 0;
+}
+
+/* Post what the backlog holds, in order, while the rings take it: one
+ * chain per QP. */
+static void pump(struct plx__rchan *ch)
+{
+	struct plx__op *o;
+	int rc = 0;
+
+	if (ch->state != CH_READY)
+		return;
+	for (uint32_t k = 0; k < ch->nqp && !rc; k++)
+		rc = acks_owed(ch->qp[k]);
+	while (!rc && (o = ch->backlog.head)) {
+		/* off the backlog first: a write_imm joins a QP's imm_wait
+		 * through the same links */
+		plx__oplist_remove(&ch->backlog, o);
+		if (add_op(ch, o) == 0)
+			continue;
+		/* chains full: post them, then try once more */
+		for (uint32_t k = 0; k < ch->nqp && !rc; k++)
+			rc = qp_flush(ch->qp[k]);
+		if (rc || add_op(ch, o)) {
+			plx__oplist_push_front(&ch->backlog, o);
+			break;
+		}
+	}
+	for (uint32_t k = 0; k < ch->nqp; k++)
+		if (qp_flush(ch->qp[k]))
+			rc = PLX_EVERBS;
+	if (rc)
+		chan_failed(ch, rc);
+}
+
+/* ---- completions ---------------------------------------------------------- */
+
+static void wc_error_log(struct plx__rdma *d, const struct ibv_wc *wc,
+			 int status)
+{
+	d->st.wc_errors++;
+	if (wc->status == IBV_WC_WR_FLUSH_ERR)
+		return; /* a consequence: the cause was reported */
+	d->st.last_wc_status = (int)wc->status;
+	d->st.last_vendor_err = wc->vendor_err;
+	plx__log(d->x, PLX_LOG_WARN,
+		 "rdma: QP %u: work completion status %d (vendor "
+		 "error %#x) -> %s",
+		 wc->qp_num, (int)wc->status, wc->vendor_err,
+		 plx_errname(status));
+}
+
+static void sq_wc(struct plx_reactor *r, struct plx__rdma_wc_handler *h,
+		  const struct ibv_wc *wc)
+{
+	struct rslot *slot = (struct rslot *)(void *)h;
+	struct plx__rqp *q = slot->qp;
+	struct plx__rchan *ch = q->ch;
+	int st = plx__rdma_wc_status(wc, q->fail_status);
+
+	(void)r;
+	if (st)
+		wc_error_log(q->d, wc, st);
+	/* every slot up to this one is done: RC completes in order */
+	for (;;) {
+		struct rslot *s = &q->sq[q->sq_tail % RQP_SQ];
+		bool here = s == slot;
+		int sst = here ? st : 0;
+
+		if (q->sq_tail == q->sq_head)
+			break; /* a completion for nothing posted: ignore */
+		q->sq_tail++;
+		if (s->op) {
+			struct plx__op *o = s->op;
+
+			s->op = NULL;
+			if (sst && !o->piece_err)
+				o->piece_err = sst;
+			if (s->kind == SLOT_LAST)
+				op_piece(o, sst);
+		}
+		if (here)
+			break;
+	}
+	if (st && !q->err) {
+		if (ch)
+			chan_failed(ch, PLX_ECONNRESET);
+		else
+			qp_retire(q, PLX_ECONNRESET);
+	}
+	if (q->err) {
+		qp_maybe_free(q);
+		return;
+	}
+	if (ch)
+		pump(ch);
+}
+
+/* A notice arrived on @q (receive slot @i): check, notify, acknowledge. */
+static void on_notice(struct plx_reactor *r, struct plx__rqp *q, uint32_t i,
+		      const uint8_t *m)
+{
+	struct plx__rchan *ch = q->ch;
+	struct plx__tcp *t = ep_tcp(ch->ep);
+	uint64_t seq = get_u64(m + 8), addr = get_u64(m + 16),
+		 len = get_u64(m + 24), key = get_u64(m + 32);
+	uint32_t imm = get_u32(m + 4);
+	int st;
+
+	if (seq != ++q->rx_seq) {
+		chan_failed(ch, PLX_EPROTO);
+		return;
+	}
+	/* the NIC checked the rkey; the notice's range and key are the
+	 * peer's word, checked here as TCP checks a WRITE_IMM */
+	st = plx_mem_lookup(r, addr, len, key, PLX_ACCESS_REMOTE_WRITE, NULL);
+	if (!st && t->cfg.imm_cb)
+		t->cfg.imm_cb(r, ch->ep->canon, imm, addr, len, t->cfg.cb_arg);
+	if (ch != q->ch || q->err)
+		return; /* the handler closed the endpoint */
+	if (!q->nack_pending && add_ack(q, st, seq) == 0) {
+		if (post_recv(q, i))
+			chan_failed(ch, PLX_EVERBS);
+		return;
+	}
+	{
+		uint32_t j = (q->ack_head + q->nack_pending) % RQP_RQ;
+
+		q->ack_pending[j].status = st;
+		q->ack_pending[j].seq = seq;
+		q->ack_pending[j].rslot = i;
+		q->nack_pending++;
+	}
+}
+
+static void on_ack(struct plx__rqp *q, const uint8_t *m)
+{
+	struct plx__op *o = q->imm_wait.head;
+	uint32_t raw = get_u32(m + 4);
+	int32_t st = raw <= 0x7fffffffu ?
+			     (int32_t)raw :
+			     (int32_t)(raw - 0x80000000u) - 0x7fffffff - 1;
+
+	if (!o || get_u64(m + 8) != o->seq || st > 0) {
+		chan_failed(q->ch, PLX_EPROTO);
+		return;
+	}
+	plx__oplist_pop(&q->imm_wait);
+	op_piece(o, st);
+}
+
+static void rq_wc(struct plx_reactor *r, struct plx__rdma_wc_handler *h,
+		  const struct ibv_wc *wc)
+{
+	struct rslot *slot = (struct rslot *)(void *)h;
+	struct plx__rqp *q = slot->qp;
+	uint32_t i = (uint32_t)(slot - q->rq);
+	const uint8_t *m = q->rbuf + (size_t)i * RQP_MSG;
+
+	q->rq_posted--;
+	if (wc->status != IBV_WC_SUCCESS) {
+		int st = plx__rdma_wc_status(wc, q->fail_status);
+
+		wc_error_log(q->d, wc, st);
+		if (!q->err && q->ch)
+			chan_failed(q->ch, PLX_ECONNRESET);
+		qp_maybe_free(q);
+		return;
+	}
+	if (q->err || !q->ch)
+		return;
+	if (wc->opcode != IBV_WC_RECV ||
+	    (m[0] == MSG_NOTICE ? wc->byte_len != NOTICE_BYTES :
+	     m[0] == MSG_ACK	? wc->byte_len != ACK_BYTES :
+				  true)) {
+		chan_failed(q->ch, PLX_EPROTO);
+		return;
+	}
+	if (m[0] == MSG_NOTICE) {
+		on_notice(r, q, i, m);
+	} else {
+		on_ack(q, m);
+		if (!q->err && q->ch && post_recv(q, i))
+			chan_failed(q->ch, PLX_EVERBS);
+	}
+	if (!q->ch)
+		return;
+	pump(q->ch);
+	/* an ack queued before the channel is READY (RTU still on its way
+	 * over TCP) leaves now */
+	if (q->cn && qp_flush(q) && q->ch)
+		chan_failed(q->ch, PLX_EVERBS);
+}
+
+/* ---- connection ----------------------------------------------------------- */
+
+static uint32_t next_gen(struct plx__rdma *d)
+{
+	if (++d->gen == 0)
+		d->gen = 1;
+	return d->gen;
+}
+
+static void cm_fill(struct plx__rchan *ch, struct plx__cm_msg *m, uint8_t kind)
+{
+	struct plx__rdma *d = ch->d;
+
+	memset(m, 0, sizeof(*m));
+	m->kind = kind;
+	m->gen = ch->gen;
+	if (kind != PLX__CM_REQ && kind != PLX__CM_REP)
+		return;
+	m->nqp = (uint8_t)ch->nqp;
+	m->mtu = (uint8_t)mtu_code(d->info.active_mtu);
+	m->lid = d->info.lid;
+	m->rd_atom = (uint8_t)d->max_rd_atom;
+	memcpy(m->gid, d->info.gid, 16);
+	for (uint32_t k = 0; k < ch->nqp; k++) {
+		m->qpn[k] = ch->qp[k]->qp->qp_num;
+		m->psn[k] = ch->qp[k]->psn;
+	}
+}
+
+static int cm_send(struct plx__rchan *ch, uint8_t kind, int status)
+{
+	struct plx__cm_msg m;
+	uint8_t buf[PLX__CM_MAX];
+	int n;
+
+	cm_fill(ch, &m, kind);
+	m.status = status;
+	n = plx__cm_encode(&m, buf, sizeof(buf));
+	if (n < 0)
+		return n;
+	return plx__ep_send_cm(ch->ep, buf, (uint32_t)n);
+}
+
+static int qps_create(struct plx__rchan *ch, uint32_t nqp)
+{
+	ch->nqp = nqp;
+	for (uint32_t k = 0; k < nqp; k++) {
+		ch->qp[k] = qp_new(ch);
+		if (!ch->qp[k])
+			return PLX_EVERBS;
+	}
+	return 0;
+}
+
+/* Start a connection attempt as initiator. */
+static void chan_connect(struct plx__rchan *ch)
+{
+	int rc;
+
+	ch->gen = next_gen(ch->d);
+	rc = qps_create(ch, ch->d->cfg.qps_per_ep);
+	if (!rc)
+		rc = cm_send(ch, PLX__CM_REQ, 0);
+	if (rc) {
+		chan_reset(ch, rc);
+		/* cannot even try: TCP carries the ops, and the peer, who
+		 * may be waiting for our REQ, is told */
+		cm_send(ch, PLX__CM_REJ, rc);
+		ch->state = CH_OFF;
+		chan_failed(ch, rc);
+		return;
+	}
+	ch->state = CH_REQ_SENT;
+	ch->d->st.connects++;
+}
+
+/* The channel lost its QPs (or could not get any): ops still waiting
+ * reconnect, or, if RDMA is off for this session, go over TCP. */
+static void chan_failed(struct plx__rchan *ch, int status)
+{
+	struct plx__op *o;
+
+	if (ch->state != CH_OFF) {
+		chan_reset(ch, status);
+		if (ch->backlog.n && ch->ep && !ch->ep->closing)
+			chan_connect(ch);
+		return;
+	}
+	while ((o = plx__oplist_pop(&ch->backlog))) {
+		o->rch = NULL;
+		ch->nops--;
+		plx__ep_start_tcp(ch->ep, o);
+	}
+}
+
+static void cm_req(struct plx__rchan *ch, const struct plx__cm_msg *m)
+{
+	int rc;
+
+	if (ch->state == CH_REQ_SENT) {
+		ch->d->st.cm_crossed++;
+		if (memcmp(self_node(ch->d), ch->ep->node, 16) < 0)
+			return; /* ours wins: the peer answers it */
+	}
+	/* the peer starts over: whatever we had with it is gone */
+	chan_reset(ch, PLX_ECONNRESET);
+	ch->gen = m->gen;
+	rc = qps_create(ch, m->nqp);
+	for (uint32_t k = 0; !rc && k < m->nqp; k++)
+		rc = qp_connect(ch->qp[k], m, k);
+	if (rc) {
+		plx__log(ch->d->x, PLX_LOG_WARN,
+			 "rdma: cannot answer a connection request (%s)",
+			 plx_errname(rc));
+		chan_reset(ch, rc);
+		cm_send(ch, PLX__CM_REJ, rc);
+		ch->state = CH_OFF;
+		chan_failed(ch, rc);
+		return;
+	}
+	if (cm_send(ch, PLX__CM_REP, 0)) {
+		chan_failed(ch, PLX_ENOTCONN);
+		return;
+	}
+	ch->state = CH_REP_SENT;
+}
+
+static void cm_rep(struct plx__rchan *ch, const struct plx__cm_msg *m)
+{
+	int rc = 0;
+
+	if (ch->state != CH_REQ_SENT || m->gen != ch->gen)
+		return; /* stale */
+	if (m->nqp != ch->nqp)
+		rc = PLX_EPROTO;
+	for (uint32_t k = 0; !rc && k < m->nqp; k++)
+		rc = qp_connect(ch->qp[k], m, k);
+	if (!rc)
+		rc = cm_send(ch, PLX__CM_RTU, 0);
+	if (rc) {
+		cm_send(ch, PLX__CM_REJ, rc < 0 ? rc : PLX_EPROTO);
+		chan_failed(ch, rc);
+		return;
+	}
+	ch->state = CH_READY;
+	pump(ch);
+}
+
+static void cm_rtu(struct plx__rchan *ch, const struct plx__cm_msg *m)
+{
+	if (ch->state != CH_REP_SENT || m->gen != ch->gen)
+		return;
+	ch->state = CH_READY;
+	pump(ch);
+}
+
+static void cm_rej(struct plx__rchan *ch, const struct plx__cm_msg *m)
+{
+	if (ch->state != CH_WAIT &&
+	    ((ch->state != CH_REQ_SENT && ch->state != CH_REP_SENT &&
+	      ch->state != CH_READY) ||
+	     m->gen != ch->gen))
+		return;
+	plx__log(ch->d->x, PLX_LOG_WARN,
+		 "rdma: the peer refused the RDMA connection (%s): its ops go "
+		 "over TCP",
+		 plx_errname(m->status));
+	chan_reset(ch, PLX_ECONNREFUSED);
+	ch->state = CH_OFF;
+	chan_failed(ch, PLX_ECONNREFUSED);
+}
+
+void plx__rdma_cm_input(struct plx_ep *ep, const uint8_t *buf, uint32_t len)
+{
+	struct plx__rchan *ch = ep->rdma;
+	struct plx__cm_msg m;
+
+	if (!ch) {
+		/* we offered no RDMA, so no peer of ours sends this */
+		plx__log(plx__r(ep->t->r), PLX_LOG_WARN,
+			 "rdma: RDMA_CM frame on an endpoint without RDMA");
+		return;
+	}
+	if (plx__cm_parse(&m, buf, len)) {
+		plx__log(ch->d->x, PLX_LOG_WARN,
+			 "rdma: malformed connection message dropped");
+		ch->d->st.cm_bad++;
+		return;
+	}
+	switch (m.kind) {
+	case PLX__CM_REQ:
+		cm_req(ch, &m);
+		break;
+	case PLX__CM_REP:
+		cm_rep(ch, &m);
+		break;
+	case PLX__CM_RTU:
+		cm_rtu(ch, &m);
+		break;
+	default:
+		cm_rej(ch, &m);
+		break;
+	}
+}
+
+/* ---- endpoint hooks --------------------------------------------------- */
+
+void plx__rdma_ep_up(struct plx_ep *ep)
+{
+	struct plx__rdma *d = plx__rdma_get(ep->t->r);
+	struct plx__rchan *ch = ep->rdma;
+
+	if (!d)
+		return;
+	if (!ch) {
+		ch = plx__zalloc(d->x, sizeof(*ch));
+		if (!ch) {
+			plx__log(d->x, PLX_LOG_ERROR,
+				 "rdma: no memory for a channel: the endpoint "
+				 "stays on TCP");
+			return;
+		}
+		ch->d = d;
+		ch->ep = ep;
+		ch->next = d->chans;
+		if (d->chans)
+			d->chans->prev = ch;
+		d->chans = ch;
+		d->nlive++;
+		ep->rdma = ch;
+	}
+	if (ch->state == CH_OFF)
+		ch->state = CH_IDLE; /* a new session may try again */
+	if (ch->state != CH_IDLE)
+		return;
+	/* the smaller node id connects; the other side waits for its REQ
+	 * (or its REJ, should it fail) instead of sending a crossing one */
+	if (memcmp(self_node(d), ep->node, 16) < 0)
+		chan_connect(ch);
+	else
+		ch->state = CH_WAIT;
+}
+
+void plx__rdma_ep_down(struct plx_ep *ep, int status)
+{
+	struct plx__rchan *ch = ep->rdma;
+	struct plx__op *o;
+
+	if (!ch)
+		return;
+	while ((o = plx__oplist_pop(&ch->backlog))) {
+		o->pieces_left = 1;
+		op_piece(o, status);
+	}
+	chan_reset(ch, status);
+}
+
+bool plx__rdma_ep_busy(const struct plx_ep *ep)
+{
+	return ep->rdma && ep->rdma->nops;
+}
+
+void plx__rdma_ep_gone(struct plx_ep *ep)
+{
+	struct plx__rchan *ch = ep->rdma;
+	struct plx__rdma *d;
+
+	if (!ch)
+		return;
+	d = ch->d;
+	chan_reset(ch, PLX_ECANCELED);
+	if (ch->prev)
+		ch->prev->next = ch->next;
+	else
+		d->chans = ch->next;
+	if (ch->next)
+		ch->next->prev = ch->prev;
+	d->nlive--;
+	ep->rdma = NULL;
+	plx__free(d->x, ch);
+}
+
+/* ---- ops -------------------------------------------------------------- */
+
+int plx__rdma_submit(struct plx_ep *ep, struct plx__op *o)
+{
+	struct plx__rchan *ch = ep->rdma;
+	struct plx__rdma *d;
+	uint64_t local;
+
+	if (!ch || ch->state == CH_OFF || !o->rkey_ok)
+		return 1;
+	d = ch->d;
+	if (o->kind != PLX__K_WRITE && o->kind != PLX__K_WRITE_IMM &&
+	    o->kind != PLX__K_READ)
+		return 1;
+	if (o->len > UINT32_MAX)
+		return 1; /* one WR moves at most 2^31 bytes on most NICs */
+	local = (uintptr_t)(o->kind == PLX__K_READ ? o->dst : o->src);
+	/* a registered local buffer, or a write small enough to go inline */
+	if (o->len && !plx__rdma_mr_find(d, local, o->len) &&
+	    (o->kind == PLX__K_READ || o->len > RQP_SMALL))
+		return 1;
+	o->rch = ch;
+	o->state = PLX__S_RDMA;
+	o->pieces_left = 0; /* 0 while in the backlog */
+	ch->nops++;
+	plx__oplist_push(&ch->backlog, o);
+	if (ch->state == CH_IDLE)
+		chan_connect(ch);
+	else if (!ep->corked)
+		pump(ch);
+	return 0;
+}
+
+void plx__rdma_flush(struct plx_ep *ep)
+{
+	if (ep->rdma)
+		pump(ep->rdma);
+}
+
+void plx__rdma_cancel(struct plx__op *o, int status)
+{
+	struct plx__rchan *ch = o->rch;
+
+	if (o->cancelled)
+		return;
+	if (!o->pieces_left) {
+		/* still in the backlog: nothing was posted */
+		plx__oplist_remove(&ch->backlog, o);
+		o->pieces_left = 1;
+		op_piece(o, status);
+		return;
+	}
+	/* posted: its buffers belong to the NIC until its WRs complete */
+	o->cancelled = 1;
+	o->req.status = status;
+}
+
+/* The op's WRs are stuck: only flushing the QP gives its buffers back. */
+static bool posted_expired(struct plx__rchan *ch, uint64_t now)
+{
+	bool hit = false;
+
+	for (uint32_t k = 0; k < ch->nqp; k++) {
+		struct plx__rqp *q = ch->qp[k];
+
+		for (uint32_t i = q->sq_tail; i != q->sq_head; i++) {
+			struct plx__op *o = q->sq[i % RQP_SQ].op;
+
+			if (o && !o->cancelled && o->deadline <= now) {
+				o->cancelled = 1;
+				o->req.status = PLX_ETIMEDOUT;
+				hit = true;
+			}
+		}
+		for (struct plx__op *o = q->imm_wait.head; o; o = o->next)
+			if (!o->cancelled && o->deadline <= now) {
+				o->cancelled = 1;
+				o->req.status = PLX_ETIMEDOUT;
+				hit = true;
+			}
+	}
+	return hit;
+}
+
+void plx__rdma_expire(struct plx_ep *ep, uint64_t now)
+{
+	struct plx__rchan *ch = ep->rdma;
+	struct plx__op *o, *next;
+
+	if (!ch)
+		return;
+	for (o = ch->backlog.head; o; o = next) {
+		next = o->next;
+		if (o->deadline <= now)
+			plx__rdma_cancel(o, PLX_ETIMEDOUT);
+	}
+	if (ch->state == CH_READY && posted_expired(ch, now)) {
+		plx__log(ch->d->x, PLX_LOG_WARN,
+			 "rdma: an op timed out on its QP: the QPs are "
+			 "flushed and reconnect on next use");
+		chan_failed(ch, PLX_ECONNRESET);
+	}
+}
+
+/* ---- teardown ------------------------------------------------------------- */
+
+/* Destroy retiring QPs whose flush is complete or overdue. */
+void plx__rchan_reap(struct plx__rdma *d, uint64_t now)
+{
+	struct plx__rqp *q, *next;
+
+	for (q = d->retiring; q; q = next) {
+		next = q->next;
+		if (now < q->drain_deadline)
+			continue;
+		plx__log(d->x, PLX_LOG_WARN,
+			 "rdma: QP %u did not flush in time (%u send, %u "
+			 "receive WRs left): destroyed",
+			 q->qp->qp_num, q->sq_head - q->sq_tail, q->rq_posted);
+		q->sq_tail = q->sq_head;
+		q->rq_posted = 0;
+		qp_maybe_free(q);
+	}
+}
+
+void plx__rchan_fini_all(struct plx__rdma *d)
+{
+	/* endpoints are gone (the reactor finishes with live() == 0), so
+	 * only QPs can be left, and only if their flush never finished */
+	while (d->chans) {
+		struct plx__rchan *ch = d->chans;
+
+		chan_reset(ch, PLX_ECANCELED);
+		d->chans = ch->next;
+		plx__free(d->x, ch);
+	}
+	while (d->retiring) {
+		struct plx__rqp *q = d->retiring;
+
+		d->retiring = q->next;
+		qp_free(q);
+	}
+	d->nlive = 0;
+}
