@@ -462,6 +462,77 @@ static void test_peer_restart(void)
 	pair_down();
 }
 
+/* Timeout: a write_imm whose target does not poll gets no ack; at its
+ * deadline the QPs are flushed and it completes once, PLX_ETIMEDOUT; the
+ * next op reconnects. Cancel: a posted op completes once with
+ * PLX_ECANCELED when its WR completes; one waiting for the connection
+ * completes at once. */
+static void test_timeout_and_cancel(void)
+{
+	struct plx_ep *ep = pair_up(1);
+	struct tracked t[4];
+	uint64_t end;
+	int rc;
+
+	regions_up();
+	tracked_init(&t[0]);
+	EXPECT_OK(plx_ep_write(ep, &t[0].op, bbuf, 64, &adesc, 0));
+	wait_done(t, 1, 5000);
+	EXPECT_OK(t[0].status);
+
+	tracked_init(&t[0]);
+	t[0].op.timeout_ns = 50 * 1000000ull;
+	EXPECT_OK(plx_ep_write_imm(ep, &t[0].op, bbuf, 64, &adesc, 64, 1));
+	end = plx_now_ns() + 3000000000ull;
+	while (!t[0].done && plx_now_ns() < end)
+		plx_reactor_poll(&B.r); /* A is not polled: no ack */
+	EXPECT_EQ(t[0].done, 1);
+	EXPECT_STATUS(t[0].status, PLX_ETIMEDOUT);
+	for (int i = 0; i < 100; i++)
+		pair_poll(&A, &B);
+	EXPECT_EQ(t[0].done, 1);
+
+	/* the next op reconnects */
+	tracked_init(&t[1]);
+	EXPECT_OK(plx_ep_write(ep, &t[1].op, bbuf + 128, 64, &adesc, 128));
+	wait_done(t + 1, 1, 10000);
+	EXPECT_OK(t[1].status);
+	EXPECT_MEM_EQ(abuf + 128, bbuf + 128, 64);
+
+	/* cancel a posted write: it completes once, when its WR does */
+	tracked_init(&t[2]);
+	EXPECT_OK(plx_ep_write(ep, &t[2].op, bbuf, 4096, &adesc, 4096));
+	EXPECT_OK(plx_op_cancel(&B.r, &t[2].op));
+	EXPECT_STATUS(plx_op_cancel(&B.r, &t[2].op), PLX_EALREADY);
+	wait_done(t + 2, 1, 5000);
+	EXPECT_STATUS(t[2].status, PLX_ECANCELED);
+
+	/* cancel an op waiting for the connection: a forged rkey drops
+	 * the QPs, the next op waits for the reconnect */
+	{
+		struct plx_desc forged = adesc;
+
+		forged.rkey ^= 0x300u;
+		tracked_init(&t[3]);
+		EXPECT_OK(plx_ep_write(ep, &t[3].op, bbuf, 64, &forged, 0));
+		wait_done(t + 3, 1, 5000);
+		EXPECT_STATUS(t[3].status, PLX_EACCES);
+	}
+	tracked_init(&t[3]);
+	EXPECT_OK(plx_ep_write(ep, &t[3].op, bbuf, 64, &adesc, 0));
+	rc = plx_op_cancel(&B.r, &t[3].op);
+	EXPECT_OK(rc);
+	EXPECT_EQ(t[3].done, 0); /* never inside the call */
+	pair_poll(&A, &B);
+	EXPECT_EQ(t[3].done, 1);
+	EXPECT_STATUS(t[3].status, PLX_ECANCELED);
+	for (int i = 0; i < 200; i++)
+		pair_poll(&A, &B);
+	EXPECT_EQ(t[3].done, 1);
+	regions_down();
+	pair_down();
+}
+
 int main(void)
 {
 	test_ops_over_qps();
@@ -469,5 +540,6 @@ int main(void)
 	test_simultaneous_open();
 	test_close_with_ops_in_flight();
 	test_peer_restart();
+	test_timeout_and_cancel();
 	return 0;
 }
