@@ -146,9 +146,10 @@ static void test_rdma_write_loopback_completes_in_poll(void)
 	EXPECT_OK(plx_rdma_info(&L.r, &in));
 	fprintf(stderr,
 		"rdma device %s port %u gid_index %d roce v%d link_layer %d "
-		"mtu %u cq %u gid",
+		"mtu %u cq %u (single-threaded %d, thread domain %d) gid",
 		in.device, in.port, in.gid_index, in.roce_version,
-		in.link_layer, in.active_mtu, in.cq_size);
+		in.link_layer, in.active_mtu, in.cq_size, in.cq_single_threaded,
+		in.thread_domain);
 	for (int i = 0; i < 16; i++)
 		fprintf(stderr, "%s%02x",
 			!i    ? " " :

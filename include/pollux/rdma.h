@@ -85,6 +85,10 @@ struct plx_rdma_info {
 	uint16_t lid;	     /* port LID (InfiniBand; 0 on RoCE) */
 	uint32_t active_mtu; /* active path MTU of the port, bytes */
 	uint32_t cq_size;    /* CQ entries actually created */
+	int cq_single_threaded; /* 1: the CQ was created single-threaded
+				 * (no provider locks); 0: a plain CQ */
+	int thread_domain;	/* 1: QPs live in a thread domain (parent
+				 * domain); 0: the provider has none */
 };
 
 /* Counters of the RDMA transport (plx_rdma_stats()). */

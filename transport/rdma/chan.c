@@ -276,7 +276,7 @@ static struct plx__rqp *qp_new(struct plx__rchan *ch)
 	if (!q->rmr)
 		goto fail;
 	step = "ibv_create_qp";
-	q->qp = d->ibv->create_qp(d->pd, &ia);
+	q->qp = d->ibv->create_qp(d->qp_pd, &ia);
 	if (!q->qp)
 		goto fail;
 	d->st.qps_created++;

@@ -204,6 +204,11 @@ static void rdma_teardown(struct plx_reactor *r, struct plx__rdma *d,
 	if (d->ch && t->destroy_comp_channel(d->ch))
 		plx__log(d->x, PLX_LOG_ERROR,
 			 "rdma: ibv_destroy_comp_channel failed");
+	if (d->qp_pd && d->qp_pd != d->pd && t->dealloc_pd(d->qp_pd))
+		plx__log(d->x, PLX_LOG_ERROR,
+			 "rdma: freeing the parent domain failed");
+	if (d->td && ibv_dealloc_td(d->td))
+		plx__log(d->x, PLX_LOG_ERROR, "rdma: ibv_dealloc_td failed");
 	if (d->pd && t->dealloc_pd(d->pd))
 		plx__log(d->x, PLX_LOG_ERROR,
 			 "rdma: ibv_dealloc_pd failed (QPs or MRs still "
@@ -508,6 +513,48 @@ static int rdma_open(struct plx__rdma *d)
 	return rc;
 }
 
+/*
+ * Only the owner thread touches the verbs objects, so ask the provider to
+ * drop its locks where it can: a thread domain with a parent domain for
+ * the QPs, and a CQ created single-threaded. Providers without them
+ * (EOPNOTSUPP) get the plain objects; plx_rdma_info() says which.
+ */
+static void single_threaded(struct plx__rdma *d)
+{
+	struct ibv_td_init_attr ta = {0};
+	struct ibv_cq_init_attr_ex ca = {
+		.cqe = d->cfg.cq_size,
+		.cq_context = d,
+		.channel = d->ch,
+		.comp_vector = 0,
+		.wc_flags = IBV_WC_STANDARD_FLAGS,
+		.comp_mask = IBV_CQ_INIT_ATTR_MASK_FLAGS,
+		.flags = IBV_CREATE_CQ_ATTR_SINGLE_THREADED,
+	};
+	struct ibv_cq_ex *cqx;
+
+	d->qp_pd = d->pd;
+	d->td = ibv_alloc_td(d->ctx, &ta);
+	if (d->td) {
+		struct ibv_parent_domain_init_attr pa = {.pd = d->pd,
+							 .td = d->td};
+		struct ibv_pd *pd = ibv_alloc_parent_domain(d->ctx, &pa);
+
+		if (pd) {
+			d->qp_pd = pd;
+			d->info.thread_domain = 1;
+		} else {
+			ibv_dealloc_td(d->td);
+			d->td = NULL;
+		}
+	}
+	cqx = ibv_create_cq_ex(d->ctx, &ca);
+	if (cqx) {
+		d->cq = ibv_cq_ex_to_cq(cqx);
+		d->info.cq_single_threaded = 1;
+	}
+}
+
 int plx_rdma_init(struct plx_reactor *r, const struct plx_rdma_config *cfg)
 {
 	struct plx__reactor *x = plx__r(r);
@@ -551,7 +598,9 @@ int plx_rdma_init(struct plx_reactor *r, const struct plx_rdma_config *cfg)
 		rc = -errno;
 		goto fail_log;
 	}
-	d->cq = t->create_cq(d->ctx, (int)d->cfg.cq_size, d, d->ch, 0);
+	single_threaded(d);
+	if (!d->cq)
+		d->cq = t->create_cq(d->ctx, (int)d->cfg.cq_size, d, d->ch, 0);
 	if (!d->cq)
 		goto fail_log;
 	d->info.cq_size = (uint32_t)d->cq->cqe;

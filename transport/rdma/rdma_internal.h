@@ -31,7 +31,9 @@ struct plx__rdma {
 	struct plx__reactor *x;
 	const struct plx__ibv *ibv;
 	struct ibv_context *ctx;
-	struct ibv_pd *pd;
+	struct ibv_pd *pd;    /* MRs */
+	struct ibv_td *td;    /* thread domain, or NULL */
+	struct ibv_pd *qp_pd; /* QPs: a parent domain over pd and td, or pd */
 	struct ibv_comp_channel *ch;
 	struct ibv_cq *cq;
 	bool notify_armed; /* ibv_req_notify_cq done, no event seen since */
