@@ -37,6 +37,9 @@
 
 static int errno_status(void)
 {
+	/* a send racing the peer's reset sees EPIPE: the same loss */
+	if (errno == EPIPE)
+		return PLX_ECONNRESET;
 	return errno ? -errno : PLX_EIO;
 }
 
