@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "reactor/internal.h"
+#include "reactor/req.h"
 #include "transport/transport.h"
 
 /* Attempts at drawing a fresh key before blaming the random source. */
@@ -153,42 +154,68 @@ static void registry_remove(struct plx__reactor *x, struct plx_region *reg)
 	x->st.regions--;
 }
 
-int plx_mem_register(struct plx_reactor *r, struct plx_region *reg, void *addr,
-		     size_t len, uint32_t access)
+/* Argument checks shared by both registration paths. */
+static int register_args(struct plx_reactor *r, struct plx_region *reg,
+			 void *addr, size_t len, uint32_t access)
 {
-	struct plx__reactor *x;
-	struct plx__registry *g;
-	uint64_t a = (uint64_t)(uintptr_t)addr, key;
-	uint32_t i;
-	int ret;
+	uint64_t a = (uint64_t)(uintptr_t)addr;
 
-	if (!r || !reg || !addr || len == 0)
+	if (!r || !reg || !addr || len == 0 || (uint64_t)len > UINT64_MAX - a ||
+	    (access & ~PLX_ACCESS_ALL))
 		return PLX_EINVAL;
-	x = plx__r(r);
-	PLX__ASSERT_OWNER(x);
-	g = &x->regs;
-	if ((uint64_t)len > UINT64_MAX - a || (access & ~PLX_ACCESS_ALL))
-		return PLX_EINVAL;
+	return 0;
+}
+
+/* The transport that pins ahead for plx_mem_register_mt(), or -1. */
+static int pin_transport(const struct plx__reactor *x)
+{
+	for (uint32_t k = 0; k < x->ntransports; k++)
+		if (x->transports[k].ops->region_pin)
+			return (int)k;
+	return -1;
+}
+
+/*
+ * Owner thread: add @reg to the registry and to every transport. @pinned:
+ * the state plx_mem_register_mt() prepared (or NULL); it is adopted by
+ * its transport's region_add(), or freed here on a failure before that.
+ */
+static int register_owner(struct plx_reactor *r, struct plx_region *reg,
+			  uint64_t a, uint64_t len, uint32_t access,
+			  void *pinned)
+{
+	struct plx__reactor *x = plx__r(r);
+	struct plx__registry *g = &x->regs;
+	int pk = pin_transport(x), ret;
+	uint64_t key;
+	uint32_t i;
+
 	/*
 	 * Re-registering a live region would leave its old key in the
 	 * registry, still pointing at it: refuse.
 	 */
 	if (region_is_live(x, reg))
-		return PLX_EBUSY;
-	if (g->n >= g->cap)
-		return PLX_ENOSPC;
-	ret = registry_new_key(g, &key);
-	if (ret)
+		ret = PLX_EBUSY;
+	else if (g->n >= g->cap)
+		ret = PLX_ENOSPC;
+	else
+		ret = registry_new_key(g, &key);
+	if (ret) {
+		if (pinned && pk >= 0)
+			x->transports[pk].ops->region_unpin(
+				x->transports[pk].ctx, pinned);
 		return ret;
+	}
 
 	reg->plx_addr = a;
-	reg->plx_len = (uint64_t)len;
+	reg->plx_len = len;
 	reg->plx_key = key;
 	reg->plx_access = access;
 	reg->plx_hints = PLX_HINT_TCP;
 	reg->plx_rkey = 0;
 	reg->plx_flags = 0;
 	memset(reg->plx_transport, 0, sizeof(reg->plx_transport));
+	reg->plx_transport[PLX__TSLOT_RDMA] = pinned;
 	reg->plx_name[0] = 0;
 
 	i = registry_lower_bound(g, key);
@@ -212,6 +239,64 @@ int plx_mem_register(struct plx_reactor *r, struct plx_region *reg, void *addr,
 		}
 	}
 	return 0;
+}
+
+int plx_mem_register(struct plx_reactor *r, struct plx_region *reg, void *addr,
+		     size_t len, uint32_t access)
+{
+	int ret = register_args(r, reg, addr, len, access);
+
+	if (ret)
+		return ret;
+	PLX__ASSERT_OWNER(plx__r(r));
+	return register_owner(r, reg, (uint64_t)(uintptr_t)addr, len, access,
+			      NULL);
+}
+
+/* The owner's half of plx_mem_register_mt(): plx_arg[] holds the call. */
+static int register_mt_fn(struct plx_reactor *r, struct plx_req *req)
+{
+	return register_owner(r,
+			      (struct plx_region *)(uintptr_t)req->plx_arg[0],
+			      req->plx_arg[1], req->plx_arg[2],
+			      (uint32_t)req->plx_arg[3],
+			      (void *)(uintptr_t)req->plx_arg[4]);
+}
+
+int plx_mem_register_mt(struct plx_reactor *r, struct plx_region *reg,
+			void *addr, size_t len, uint32_t access,
+			struct plx_req *req)
+{
+	struct plx__reactor *x;
+	void *pinned = NULL;
+	int pk, ret = register_args(r, reg, addr, len, access);
+
+	if (ret || !req)
+		return PLX_EINVAL;
+	/* refuse an in-flight request before touching its arguments */
+	if ((plx__load_acquire(&req->plx_state) & PLX__REQ_STATE_MASK) ==
+	    PLX__REQ_QUEUED)
+		return PLX_EBUSY;
+	x = plx__r(r);
+	/* the expensive part, here: pinning for the RDMA transport */
+	pk = pin_transport(x);
+	if (pk >= 0) {
+		ret = x->transports[pk].ops->region_pin(
+			x->transports[pk].ctx, (uint64_t)(uintptr_t)addr,
+			(uint64_t)len, access, &pinned);
+		if (ret)
+			return ret;
+	}
+	req->plx_arg[0] = (uint64_t)(uintptr_t)reg;
+	req->plx_arg[1] = (uint64_t)(uintptr_t)addr;
+	req->plx_arg[2] = (uint64_t)len;
+	req->plx_arg[3] = access;
+	req->plx_arg[4] = (uint64_t)(uintptr_t)pinned;
+	ret = plx_submit_call_mt(r, req, register_mt_fn);
+	if (ret && pinned)
+		x->transports[pk].ops->region_unpin(x->transports[pk].ctx,
+						    pinned);
+	return ret;
 }
 
 int plx_mem_deregister(struct plx_reactor *r, struct plx_region *reg)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Region registry: register, lookup, deregister, limits and keys. */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -381,6 +382,101 @@ static void test_many_regions_random_order(void)
 	free(regs);
 }
 
+/* plx_mem_register_mt() from another thread: the owner adds the region
+ * in its next poll; the handle completes with the registration's status. */
+struct mt_reg {
+	struct plx_reactor *r;
+	struct plx_region *reg;
+	void *addr;
+	size_t len;
+	struct plx_req req;
+	int submit_rc, wait_rc;
+};
+
+static void *mt_register_thread(void *arg)
+{
+	struct mt_reg *m = arg;
+
+	plx_req_init(&m->req, NULL, NULL);
+	int rc;
+
+	m->submit_rc = plx_mem_register_mt(m->r, m->reg, m->addr, m->len,
+					   RD | WR, &m->req);
+	rc = m->submit_rc ? m->submit_rc :
+			    plx_req_wait_mt(&m->req, 10000000000ull);
+	__atomic_store_n(&m->wait_rc, rc, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void mt_register(struct plx_reactor *r, struct mt_reg *m)
+{
+	pthread_t th;
+	int done;
+
+	m->r = r;
+	EXPECT_OK(pthread_create(&th, NULL, mt_register_thread, m));
+	/* the owner polls until the thread has its answer */
+	do {
+		plx_reactor_poll(r);
+		done = __atomic_load_n(&m->wait_rc, __ATOMIC_ACQUIRE) != 1;
+	} while (!done);
+	EXPECT_OK(pthread_join(th, NULL));
+}
+
+static void test_register_mt(void)
+{
+	struct plx_reactor r;
+	struct plx_region regs[3], other;
+	struct plx_region *found = NULL;
+	struct mt_reg m = {0};
+	struct plx_req req;
+
+	memset(regs, 0, sizeof(regs));
+	reactor_up(&r, 2);
+	/* a region registered from another thread */
+	m.reg = &regs[0];
+	m.addr = arena;
+	m.len = 4096;
+	m.wait_rc = 1;
+	mt_register(&r, &m);
+	EXPECT_OK(m.submit_rc);
+	EXPECT_OK(m.wait_rc);
+	EXPECT_OK(m.req.status);
+	EXPECT_OK(plx_mem_lookup(&r, uaddr(arena) + 100, 64, regs[0].plx_key,
+				 RD, &found));
+	EXPECT_PTR_EQ(found, &regs[0]);
+
+	/* the owner's refusals come back through the request */
+	m.reg = &regs[0]; /* live: PLX_EBUSY */
+	m.wait_rc = 1;
+	mt_register(&r, &m);
+	EXPECT_OK(m.wait_rc);
+	EXPECT_STATUS(m.req.status, PLX_EBUSY);
+	EXPECT_OK(plx_mem_register(&r, &regs[1], arena + 4096, 4096, RD));
+	m.reg = &regs[2]; /* registry full (2): PLX_ENOSPC */
+	m.addr = arena + 8192;
+	m.wait_rc = 1;
+	mt_register(&r, &m);
+	EXPECT_OK(m.wait_rc);
+	EXPECT_STATUS(m.req.status, PLX_ENOSPC);
+	EXPECT_EQ(regs[2].plx_key, 0);
+
+	/* the calling thread's refusals are immediate */
+	plx_req_init(&req, NULL, NULL);
+	EXPECT_STATUS(plx_mem_register_mt(&r, &other, arena, 0, RD, &req),
+		      PLX_EINVAL);
+	EXPECT_STATUS(plx_mem_register_mt(&r, &other, arena, 64, 0x80, &req),
+		      PLX_EINVAL);
+	EXPECT_STATUS(plx_mem_register_mt(&r, &other, arena, 64, RD, NULL),
+		      PLX_EINVAL);
+	EXPECT_STATUS(plx_mem_register_mt(NULL, &other, arena, 64, RD, &req),
+		      PLX_EINVAL);
+
+	EXPECT_OK(plx_mem_deregister(&r, &regs[0]));
+	EXPECT_OK(plx_mem_deregister(&r, &regs[1]));
+	EXPECT_OK(plx_reactor_fini(&r));
+}
+
 int main(void)
 {
 	test_lookup_in_bounds_succeeds();
@@ -393,5 +489,6 @@ int main(void)
 	test_register_full_registry_is_enospc();
 	test_keys_are_distinct_and_nonzero();
 	test_many_regions_random_order();
+	test_register_mt();
 	return 0;
 }

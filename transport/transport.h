@@ -59,6 +59,16 @@ struct plx__transport_ops {
 	/* Undo region_add() for @reg (only called after it succeeded). */
 	void (*region_del)(struct plx_reactor *r, void *ctx,
 			   struct plx_region *reg);
+	/* ANY thread (plx_mem_register_mt): the expensive part of a
+	 * registration of [addr, addr + len) with PLX_ACCESS_* @access, done
+	 * ahead; *@state receives it. The owner then puts @state into
+	 * reg->plx_transport[PLX__TSLOT_RDMA] before region_add(), which
+	 * adopts it (and frees it if it fails). Only the transport owning
+	 * that slot may have this. May be NULL. */
+	int (*region_pin)(void *ctx, uint64_t addr, uint64_t len,
+			  uint32_t access, void **state);
+	/* Any thread: free a region_pin() state nobody adopted. */
+	void (*region_unpin)(void *ctx, void *state);
 };
 
 /* Slots of struct plx_region's plx_transport[]. */

@@ -29,6 +29,7 @@ extern "C" {
 #endif
 
 struct plx_reactor;
+struct plx_req;
 
 /* ----------------------------------------------------------------------
  * Pools
@@ -155,6 +156,26 @@ struct plx_desc {
  */
 PLX_API int plx_mem_register(struct plx_reactor *r, struct plx_region *reg,
 			     void *addr, size_t len, uint32_t access);
+
+/*
+ * plx_mem_register_mt() - plx_mem_register() for large regions, from any
+ * thread, without stalling the reactor: the arguments are checked and the
+ * memory is pinned for the RDMA transport (ibv_reg_mr, the expensive
+ * part) on the calling thread; the owner thread then adds @reg to its
+ * registry in the ring phase of its next poll (no verbs call there) and
+ * completes @req with 0 or a plx_mem_register() status (the pinning is
+ * undone then). @reg must not be in use until @req completes.
+ * @req: prepared with plx_req_init(): a callback (owner thread) or a
+ * completion handle (plx_req_wait_mt()).
+ * Return: 0 (queued: @req completes exactly once); PLX_EINVAL; PLX_EBUSY
+ * (@req in flight); PLX_EAGAIN (request ring full: nothing registered,
+ * nothing pinned; try again); what pinning failed with (-errno or
+ * PLX_EVERBS). Thread context: any thread, once the transports are
+ * attached and while the reactor is not being finished.
+ */
+PLX_API int plx_mem_register_mt(struct plx_reactor *r, struct plx_region *reg,
+				void *addr, size_t len, uint32_t access,
+				struct plx_req *req);
 
 /*
  * plx_mem_deregister() - revoke @reg: its key fails every lookup from now

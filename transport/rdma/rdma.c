@@ -257,41 +257,77 @@ struct ibv_mr *plx__rdma_mr_find(const struct plx__rdma *d, uint64_t addr,
 	return NULL;
 }
 
+/* Pin [addr, addr + len) and register it with the NIC (any thread: the
+ * PD is only read; the verbs call is thread-safe). */
+static int mr_make(struct plx__rdma *d, uint64_t addr, uint64_t len,
+		   uint32_t plx_access, struct ibv_mr **out)
+{
+	int access = IBV_ACCESS_LOCAL_WRITE;
+
+	if (plx_access & PLX_ACCESS_REMOTE_READ)
+		access |= IBV_ACCESS_REMOTE_READ;
+	if (plx_access & PLX_ACCESS_REMOTE_WRITE)
+		access |= IBV_ACCESS_REMOTE_WRITE;
+	/* pins the pages: the expensive part of a registration */
+	errno = 0;
+	*out = d->ibv->reg_mr(d->pd, (void *)(uintptr_t)addr, (size_t)len,
+			      access);
+	return *out ? 0 : errno ? -errno : PLX_EVERBS;
+}
+
+static int rdma_region_pin(void *ctx, uint64_t addr, uint64_t len,
+			   uint32_t access, void **state)
+{
+	struct ibv_mr *mr;
+	int rc = mr_make(ctx, addr, len, access, &mr);
+
+	*state = mr;
+	return rc;
+}
+
+static void rdma_region_unpin(void *ctx, void *state)
+{
+	struct plx__rdma *d = ctx;
+
+	if (state && d->ibv->dereg_mr(state))
+		plx__log(d->x, PLX_LOG_ERROR, "rdma: ibv_dereg_mr failed");
+}
+
 static int rdma_region_add(struct plx_reactor *r, void *ctx,
 			   struct plx_region *reg)
 {
 	struct plx__rdma *d = ctx;
-	struct ibv_mr *mr;
-	int access = IBV_ACCESS_LOCAL_WRITE;
+	/* pinned ahead by plx_mem_register_mt(), or made here */
+	struct ibv_mr *mr = reg->plx_transport[PLX__TSLOT_RDMA];
 	uint32_t i;
 
 	(void)r;
+	reg->plx_transport[PLX__TSLOT_RDMA] = NULL;
 	if (d->nmrs == d->cap_mrs) {
 		uint32_t cap = d->cap_mrs ? 2 * d->cap_mrs : 16;
 		struct plx__rmr *v = plx__alloc(d->x, cap * sizeof(*v));
 
-		if (!v)
+		if (!v) {
+			rdma_region_unpin(d, mr);
 			return PLX_ENOMEM;
+		}
 		if (d->nmrs)
 			memcpy(v, d->mrs, d->nmrs * sizeof(*v));
 		plx__free(d->x, d->mrs);
 		d->mrs = v;
 		d->cap_mrs = cap;
 	}
-	if (reg->plx_access & PLX_ACCESS_REMOTE_READ)
-		access |= IBV_ACCESS_REMOTE_READ;
-	if (reg->plx_access & PLX_ACCESS_REMOTE_WRITE)
-		access |= IBV_ACCESS_REMOTE_WRITE;
-	/* pins the pages: the expensive part of a registration */
-	mr = d->ibv->reg_mr(d->pd, (void *)(uintptr_t)reg->plx_addr,
-			    (size_t)reg->plx_len, access);
 	if (!mr) {
-		int rc = errno ? -errno : PLX_EVERBS;
+		int rc = mr_make(d, reg->plx_addr, reg->plx_len,
+				 reg->plx_access, &mr);
 
-		plx__log(d->x, PLX_LOG_ERROR,
-			 "rdma: ibv_reg_mr of %llu bytes failed (%s)",
-			 (unsigned long long)reg->plx_len, plx_errname(rc));
-		return rc;
+		if (rc) {
+			plx__log(d->x, PLX_LOG_ERROR,
+				 "rdma: ibv_reg_mr of %llu bytes failed (%s)",
+				 (unsigned long long)reg->plx_len,
+				 plx_errname(rc));
+			return rc;
+		}
 	}
 	i = mr_upper(d, reg->plx_addr);
 	memmove(&d->mrs[i + 1], &d->mrs[i], (d->nmrs - i) * sizeof(d->mrs[0]));
@@ -345,6 +381,8 @@ static const struct plx__transport_ops rdma_ops = {
 	.region_gone = NULL,
 	.region_add = rdma_region_add,
 	.region_del = rdma_region_del,
+	.region_pin = rdma_region_pin,
+	.region_unpin = rdma_region_unpin,
 };
 
 /* ---- device, port and GID selection ---------------------------------- */
