@@ -26,6 +26,7 @@
 #include "tcp_pair.h"
 
 static struct side A, B; /* A: node id 01.., B: node id 02.. (A < B) */
+static void pair_down(void);
 static char log_buf[256];
 
 static void log_cb(void *arg, int level, const char *msg)
@@ -36,24 +37,95 @@ static void log_cb(void *arg, int level, const char *msg)
 	snprintf(log_buf, sizeof(log_buf), "%s", msg);
 }
 
+/* Sends over RDMA (test_send_recv): each side gets a receive pool of
+ * POOL_N buffers of POOL_BUF bytes in a registered region; with
+ * use_msg_cb, unmatched messages go to the message-pool handler (the same
+ * pool: handed over without a copy). */
+#define POOL_BUF 4096
+#define POOL_N 64
+static int use_pool, use_msg_cb;
+static struct {
+	struct plx_pool pool;
+	uint8_t *mem;
+	size_t len;
+	struct plx_region reg;
+	int nmsg;
+	void *msg_buf;
+	uint64_t msg_tag, msg_len;
+} P[2];
+
+static void msg_cb(struct plx_reactor *r, struct plx_ep *ep, uint64_t tag,
+		   void *buf, uint64_t len, void *arg)
+{
+	struct side *s = arg;
+	int k = s == &A ? 0 : 1;
+
+	(void)r;
+	(void)ep;
+	P[k].nmsg++;
+	P[k].msg_tag = tag;
+	P[k].msg_len = len;
+	if (P[k].msg_buf)
+		plx_pool_put(&P[k].pool, P[k].msg_buf);
+	P[k].msg_buf = buf; /* kept until the next one */
+}
+
 static int rdma_side(struct side *s, uint8_t id, const char *listen,
 		     uint32_t qps)
 {
 	struct plx_reactor_config rc;
 	struct plx_rdma_config dc;
-	int rc2;
+	int k = id == 1 ? 0 : 1;
 
 	plx_reactor_config_init(&rc);
 	memset(rc.node_id, 0, 16);
 	rc.node_id[0] = id;
 	rc.log_cb = log_cb;
 	rc.log_level = PLX_LOG_INFO;
-	side_init(s, listen, NULL, &rc);
 	plx_rdma_config_init(&dc);
 	dc.qps_per_ep = qps;
 	dc.split_min = 256 * 1024;
-	rc2 = plx_rdma_init(&s->r, &dc);
-	return rc2;
+	if (!use_pool) {
+		side_init(s, listen, NULL, &rc);
+		return plx_rdma_init(&s->r, &dc);
+	}
+	/* side_init(), with the receive pool wired in */
+	memset(s, 0, sizeof(*s));
+	P[k].len = plx_pool_memsize(POOL_BUF, POOL_N);
+	P[k].mem = aligned_alloc(4096, (P[k].len + 4095) & ~(size_t)4095);
+	EXPECT_TRUE(P[k].mem != NULL);
+	EXPECT_OK(plx_pool_init(&P[k].pool, P[k].mem, P[k].len, POOL_BUF,
+				POOL_N));
+	EXPECT_OK(plx_reactor_init(&s->r, &rc));
+	plx_tcp_config_init(&s->cfg);
+	s->cfg.event_cb = side_event;
+	s->cfg.imm_cb = side_imm;
+	s->cfg.cb_arg = s;
+	if (use_msg_cb) {
+		s->cfg.msg_cb = msg_cb;
+		s->cfg.msg_pool = &P[k].pool;
+	}
+	EXPECT_OK(plx_tcp_init(&s->r, &s->cfg));
+	if (listen)
+		EXPECT_OK(plx_tcp_listen(&s->r, listen, 0, &s->port));
+	EXPECT_OK(plx_mem_register(&s->r, &P[k].reg, P[k].mem, P[k].len, 0));
+	dc.recv_pool = &P[k].pool;
+	dc.recv_depth = 8;
+	return plx_rdma_init(&s->r, &dc);
+}
+
+/* Both sides down, then the pools (registered regions keep a reactor
+ * from finishing; the QPs give their receive buffers back as they go). */
+static void pools_down(void)
+{
+	plx_mem_deregister(&A.r, &P[0].reg);
+	plx_mem_deregister(&B.r, &P[1].reg);
+	pair_down();
+	for (int k = 0; k < 2; k++) {
+		free(P[k].mem);
+		memset(&P[k], 0, sizeof(P[k]));
+	}
+	use_pool = use_msg_cb = 0;
 }
 
 /* A and B, connected, RDMA attached to both; returns A's endpoint. */
@@ -623,6 +695,137 @@ static void test_register_mt_big_region(void)
 	pair_down();
 }
 
+/* Sends and receives over the QPs: matched, unexpected, too long for
+ * the receive, from a small unregistered buffer, larger than the peer's
+ * receive buffers (TCP then), a batch, and the message-pool handler
+ * getting the pool buffer itself. */
+static void test_send_recv(void)
+{
+	struct plx_ep *ep, *aep;
+	struct plx_rdma_stats sa, sb, sb2;
+	struct tracked s[40], r[40];
+	char small[30] = "small, from the stack";
+	char got[64];
+	uint8_t *rbuf;
+
+	use_pool = 1;
+	ep = pair_up(2);
+	regions_up();
+	aep = A.accepted;
+	EXPECT_TRUE(aep != NULL);
+	rbuf = abuf + (1u << 20);
+	/* the QPs come up with the first op */
+	tracked_init(&s[0]);
+	EXPECT_OK(plx_ep_write(ep, &s[0].op, bbuf, 64, &adesc, 0));
+	wait_done(s, 1, 10000);
+	rstats(&B, &sb);
+
+	/* matched: A posted the receive first; B sends from registered mem */
+	tracked_init(&r[0]);
+	tracked_init(&s[0]);
+	EXPECT_OK(plx_ep_recv(aep, &r[0].op, rbuf, 8192, 5, ~0ull));
+	EXPECT_OK(plx_ep_send(ep, &s[0].op, bbuf + 100, 3000, 5));
+	wait_done(s, 1, 10000);
+	wait_done(r, 1, 10000);
+	EXPECT_OK(s[0].status);
+	EXPECT_OK(r[0].status);
+	EXPECT_U64_EQ(r[0].bytes, 3000);
+	EXPECT_MEM_EQ(rbuf, bbuf + 100, 3000);
+	rstats(&B, &sb2);
+	EXPECT_U64_EQ(sb2.ops_posted - sb.ops_posted, 1); /* over RDMA */
+
+	/* unexpected, from the stack (copied into a send slot) */
+	tracked_init(&s[0]);
+	EXPECT_OK(plx_ep_send(ep, &s[0].op, small, sizeof(small), 9));
+	wait_done(s, 1, 10000);
+	EXPECT_OK(s[0].status); /* in A's unexpected queue */
+	tracked_init(&r[0]);
+	EXPECT_OK(plx_ep_recv(aep, &r[0].op, got, sizeof(got), 9, ~0ull));
+	wait_done(r, 1, 10000);
+	EXPECT_OK(r[0].status);
+	EXPECT_U64_EQ(r[0].bytes, sizeof(small));
+	EXPECT_MEM_EQ(got, small, sizeof(small));
+
+	/* too long for the posted receive: both sides learn it */
+	tracked_init(&r[0]);
+	tracked_init(&s[0]);
+	EXPECT_OK(plx_ep_recv(aep, &r[0].op, rbuf, 100, 6, ~0ull));
+	EXPECT_OK(plx_ep_send(ep, &s[0].op, bbuf, 200, 6));
+	wait_done(s, 1, 10000);
+	wait_done(r, 1, 10000);
+	EXPECT_STATUS(r[0].status, PLX_EMSGSIZE);
+	EXPECT_STATUS(s[0].status, PLX_EMSGSIZE);
+
+	/* larger than A's receive buffers: over TCP, same result */
+	rstats(&B, &sb);
+	tracked_init(&r[0]);
+	tracked_init(&s[0]);
+	EXPECT_OK(plx_ep_recv(aep, &r[0].op, rbuf, 100000, 7, ~0ull));
+	EXPECT_OK(plx_ep_send(ep, &s[0].op, bbuf, 100000, 7));
+	wait_done(s, 1, 10000);
+	wait_done(r, 1, 10000);
+	EXPECT_OK(r[0].status);
+	EXPECT_MEM_EQ(rbuf, bbuf, 100000);
+	rstats(&B, &sb2);
+	EXPECT_U64_EQ(sb2.ops_posted, sb.ops_posted);
+
+	/* a batch of 40 sends to 40 posted receives (8 receive buffers per
+	 * QP on A: they are reposted as the messages are taken) */
+	for (int i = 0; i < 40; i++) {
+		tracked_init(&r[i]);
+		EXPECT_OK(plx_ep_recv(aep, &r[i].op, rbuf + 4096 * i, 4096,
+				      100 + (uint64_t)i, ~0ull));
+	}
+	EXPECT_OK(plx_ep_batch_begin(ep));
+	for (int i = 0; i < 40; i++) {
+		tracked_init(&s[i]);
+		EXPECT_OK(plx_ep_send(ep, &s[i].op, bbuf + 4096 * i,
+				      1000 + (size_t)i, 100 + (uint64_t)i));
+	}
+	EXPECT_OK(plx_ep_batch_end(ep));
+	wait_done(s, 40, 10000);
+	wait_done(r, 40, 10000);
+	for (int i = 0; i < 40; i++) {
+		EXPECT_OK(s[i].status);
+		EXPECT_OK(r[i].status);
+		EXPECT_U64_EQ(r[i].bytes, 1000 + (uint64_t)i);
+		EXPECT_MEM_EQ(rbuf + 4096 * i, bbuf + 4096 * i, 1000 + i);
+	}
+	rstats(&A, &sa);
+	EXPECT_EQ(sa.wc_errors, 0);
+	regions_down();
+	pools_down();
+
+	/* the message-pool handler gets the receive buffer itself */
+	use_pool = use_msg_cb = 1;
+	ep = pair_up(1);
+	regions_up();
+	tracked_init(&s[0]);
+	EXPECT_OK(plx_ep_send(ep, &s[0].op, bbuf + 7, 2500, 77));
+	wait_done(s, 1, 10000);
+	EXPECT_OK(s[0].status);
+	EXPECT_EQ(P[0].nmsg, 1);
+	EXPECT_U64_EQ(P[0].msg_tag, 77);
+	EXPECT_U64_EQ(P[0].msg_len, 2500);
+	EXPECT_TRUE(plx_pool_index(&P[0].pool, P[0].msg_buf) >= 0);
+	EXPECT_MEM_EQ(P[0].msg_buf, bbuf + 7, 2500);
+	plx_pool_put(&P[0].pool, P[0].msg_buf);
+	P[0].msg_buf = NULL;
+	/* more messages than receive buffers, each handed over and
+	 * returned: the receives are replenished from the pool */
+	for (int i = 0; i < 20; i++) {
+		tracked_init(&s[0]);
+		EXPECT_OK(plx_ep_send(ep, &s[0].op, bbuf, 64, 78));
+		wait_done(s, 1, 10000);
+		EXPECT_OK(s[0].status);
+	}
+	EXPECT_EQ(P[0].nmsg, 21);
+	regions_down();
+	if (P[0].msg_buf)
+		plx_pool_put(&P[0].pool, P[0].msg_buf);
+	pools_down();
+}
+
 int main(void)
 {
 	test_ops_over_qps();
@@ -632,5 +835,6 @@ int main(void)
 	test_peer_restart();
 	test_timeout_and_cancel();
 	test_register_mt_big_region();
+	test_send_recv();
 	return 0;
 }

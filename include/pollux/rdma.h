@@ -9,8 +9,9 @@
  * From then on registered regions get MRs (their descriptors an rkey), and
  * every endpoint whose peer has RDMA attached too gets RC queue pairs,
  * connected over the endpoint's TCP session: plx_ep_write(),
- * plx_ep_write_imm() and plx_ep_read() (include/pollux/ep.h) then go over
- * RDMA where their buffers allow, with the same semantics (docs/rdma.md).
+ * plx_ep_write_imm(), plx_ep_read() and (to a peer with a receive pool)
+ * plx_ep_send() (include/pollux/ep.h) then go over RDMA where their
+ * buffers allow, with the same semantics (docs/rdma.md).
  * Attach before connecting or listening: a connection whose handshake
  * started earlier did not offer RDMA and stays TCP-only.
  *
@@ -24,6 +25,7 @@
 #include <stdint.h>
 
 #include "pollux/export.h"
+#include "pollux/mem.h"
 #include "pollux/reactor.h"
 
 #ifdef __cplusplus
@@ -46,6 +48,15 @@ struct plx_rdma_config {
 	uint64_t split_min;  /* writes and reads of at least this many bytes
 			      * are split over the endpoint's QPs (when it
 			      * has more than one); 1 MiB */
+	struct plx_pool *recv_pool; /* receive buffers for sends over RDMA:
+				     * the caller's pool, all of its memory
+				     * in one region registered with this
+				     * reactor; buffers hold a message plus
+				     * 24 bytes. NULL: sends stay on TCP.
+				     * Must outlive the reactor's use of it
+				     * (until plx_reactor_fini()); NULL */
+	uint32_t recv_depth;	    /* receives posted per QP from
+				     * recv_pool, 1..64; 16 */
 };
 
 /* Most QPs one endpoint uses. */

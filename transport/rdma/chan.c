@@ -65,10 +65,20 @@ enum rch_state {
 
 enum {
 	MSG_NOTICE = 1,
-	MSG_ACK = 2
+	MSG_ACK = 2,
+	MSG_SEND = 3
 };
-#define NOTICE_BYTES 40 /* type u8, pad[3], imm u32, seq u64, addr, len, key */
-#define ACK_BYTES 16	/* type u8, pad[3], status i32, seq u64 */
+/*
+ * In-band messages (SENDs on the QPs). Each ends with its type byte, so
+ * that a message's kind is at byte_len - 1 whatever its length:
+ *   NOTICE (48): imm u32 @0, pad, seq u64 @8, addr @16, len @24, key @32
+ *   ACK    (24): status i32 @0, pad, seq u64 @8
+ *   SEND   (payload + 24-byte trailer): trailer = seq u64, tag u64, pad
+ * Integers little-endian; pads zero.
+ */
+#define NOTICE_BYTES 48
+#define ACK_BYTES 24
+#define TRAILER 24
 
 enum {
 	SLOT_PLAIN = 0,
@@ -81,8 +91,12 @@ struct plx__rqp;
 struct rslot {
 	struct plx__rdma_wc_handler h; /* wr_id points here */
 	struct plx__rqp *qp;
-	struct plx__op *op; /* NULL: an ack */
-	uint8_t kind;	    /* SLOT_* */
+	struct plx__op *op; /* send slot: NULL for an ack */
+	uint8_t kind;	    /* send slot: SLOT_* */
+	/* receive slot: its buffer (internal, or from the receive pool;
+	 * NULL when the pool had none to replenish it) */
+	uint8_t *buf;
+	uint32_t cap, lkey;
 };
 
 struct plx__rqp {
@@ -97,8 +111,10 @@ struct plx__rqp {
 	uint32_t psn;
 	uint32_t sq_head, sq_tail; /* slots posted / retired (free-running) */
 	uint32_t rq_posted;
-	bool err;	 /* moved to the error state: draining */
-	int fail_status; /* what a flushed op completes with */
+	uint32_t nrq;	       /* receive slots in use */
+	struct plx_pool *pool; /* receive buffers, or NULL: internal */
+	bool err;	       /* moved to the error state: draining */
+	int fail_status;       /* what a flushed op completes with */
 	uint64_t drain_deadline;
 	uint64_t tx_seq, rx_seq;     /* notices sent / received */
 	struct plx__oplist imm_wait; /* write_imm ops waiting for an ack */
@@ -115,11 +131,13 @@ struct plx__rqp {
 	/* WRs gathered for one ibv_post_send() */
 	uint32_t cn;
 	struct ibv_send_wr cw[RQP_CHAIN];
-	struct ibv_sge cs[RQP_CHAIN];
+	struct ibv_sge cs[RQP_CHAIN][2];
 };
 
 struct plx__rchan {
 	struct plx__rdma *d;
+	bool msgs;	   /* our receives use the pool: we take RDMA sends */
+	uint32_t peer_msg; /* largest send payload the peer takes, 0: none */
 	struct plx_ep *ep;
 	struct plx__rchan *next, *prev; /* d->chans */
 	uint8_t state;
@@ -206,10 +224,11 @@ static void rq_wc(struct plx_reactor *r, struct plx__rdma_wc_handler *h,
 
 static int post_recv(struct plx__rqp *q, uint32_t i)
 {
+	struct rslot *s = &q->rq[i];
 	struct ibv_sge sge = {
-		.addr = (uintptr_t)(q->rbuf + (size_t)i * RQP_MSG),
-		.length = RQP_MSG,
-		.lkey = q->rmr->lkey,
+		.addr = (uintptr_t)s->buf,
+		.length = s->cap,
+		.lkey = s->lkey,
 	};
 	struct ibv_recv_wr wr =
 				   {
@@ -236,8 +255,63 @@ static void qp_free(struct plx__rqp *q)
 		plx__log(d->x, PLX_LOG_ERROR, "rdma: ibv_dereg_mr failed");
 	if (q->qp)
 		d->st.qps_destroyed++;
+	/* receive-pool buffers go back (the QP and its WRs are gone) */
+	if (q->pool)
+		for (uint32_t i = 0; i < RQP_RQ; i++)
+			if (q->rq[i].buf)
+				plx_pool_put(q->pool, q->rq[i].buf);
 	plx__free(d->x, q->rbuf);
 	plx__free(d->x, q);
+}
+
+/*
+ * Give receive slot @i a buffer: from the receive pool when the channel
+ * takes RDMA sends (its memory must lie in a registered region), else
+ * the slot's internal RQP_MSG bytes. Return 0, or 1 when the pool is
+ * empty (the slot waits; pump() retries).
+ */
+static int rq_fill(struct plx__rqp *q, uint32_t i)
+{
+	struct plx__rdma *d = q->d;
+	struct rslot *s = &q->rq[i];
+	struct ibv_mr *mr;
+	uint8_t *b;
+
+	if (!q->pool) {
+		s->buf = q->rbuf + (size_t)i * RQP_MSG;
+		s->cap = RQP_MSG;
+		s->lkey = q->rmr->lkey;
+		return 0;
+	}
+	b = plx_pool_get(q->pool);
+	if (!b)
+		return 1;
+	s->cap = (uint32_t)plx_pool_buf_size(q->pool);
+	mr = plx__rdma_mr_find(d, (uintptr_t)b, s->cap);
+	if (!mr) {
+		plx_pool_put(q->pool, b);
+		return PLX_EFAULT; /* checked at channel set-up: not here */
+	}
+	s->buf = b;
+	s->lkey = mr->lkey;
+	return 0;
+}
+
+/* Post every empty receive slot the pool can fill. */
+static int rq_replenish(struct plx__rqp *q)
+{
+	for (uint32_t i = 0; i < q->nrq; i++) {
+		int rc;
+
+		if (q->rq[i].buf)
+			continue;
+		rc = rq_fill(q, i);
+		if (rc == 1)
+			return 0;
+		if (rc || post_recv(q, i))
+			return PLX_EVERBS;
+	}
+	return 0;
 }
 
 /* A QP in RESET -> INIT with every receive posted, or NULL. */
@@ -250,7 +324,7 @@ static struct plx__rqp *qp_new(struct plx__rchan *ch)
 		.recv_cq = d->cq,
 		.cap = {.max_send_wr = RQP_SQ,
 			.max_recv_wr = RQP_RQ,
-			.max_send_sge = 1,
+			.max_send_sge = 2,
 			.max_recv_sge = 1},
 		.qp_type = IBV_QPT_RC,
 		.sq_sig_all = 0,
@@ -294,10 +368,12 @@ static struct plx__rqp *qp_new(struct plx__rchan *ch)
 	    d->ibv->modify_qp(q->qp, &a, mask))
 		goto fail;
 	step = "ibv_post_recv";
-	for (uint32_t i = 0; i < RQP_RQ; i++) {
+	q->pool = ch->msgs ? d->cfg.recv_pool : NULL;
+	q->nrq = q->pool ? d->cfg.recv_depth : RQP_RQ;
+	for (uint32_t i = 0; i < q->nrq; i++) {
 		q->rq[i].h.fn = rq_wc;
 		q->rq[i].qp = q;
-		if (post_recv(q, i))
+		if (rq_fill(q, i) || post_recv(q, i))
 			goto fail;
 	}
 	for (uint32_t i = 0; i < RQP_SQ; i++) {
@@ -447,8 +523,8 @@ static struct ibv_send_wr *wr_add(struct plx__rqp *q, struct plx__op *o,
 	struct ibv_send_wr *wr = &q->cw[q->cn];
 
 	memset(wr, 0, sizeof(*wr));
-	memset(&q->cs[q->cn], 0, sizeof(q->cs[0]));
-	wr->sg_list = &q->cs[q->cn];
+	memset(q->cs[q->cn], 0, sizeof(q->cs[0]));
+	wr->sg_list = q->cs[q->cn];
 	wr->num_sge = 1;
 	wr->wr_id = (uintptr_t)&s->h;
 	q->cn++;
@@ -549,9 +625,9 @@ static int add_ack(struct plx__rqp *q, int32_t status, uint64_t seq)
 		return 1;
 	wr = wr_add(q, NULL, SLOT_PLAIN, &msg);
 	memset(msg, 0, ACK_BYTES);
-	msg[0] = MSG_ACK;
-	put_u32(msg + 4, (uint32_t)status);
+	put_u32(msg, (uint32_t)status);
 	put_u64(msg + 8, seq);
+	msg[ACK_BYTES - 1] = MSG_ACK;
 	wr->opcode = IBV_WR_SEND;
 	wr->sg_list->addr = (uintptr_t)msg;
 	wr->sg_list->length = ACK_BYTES;
@@ -592,8 +668,8 @@ static void add_notice(struct plx__rqp *q, struct plx__op *o)
 	struct ibv_send_wr *wr = wr_add(q, o, SLOT_LAST, &msg);
 
 	memset(msg, 0, NOTICE_BYTES);
-	msg[0] = MSG_NOTICE;
-	put_u32(msg + 4, o->imm);
+	msg[NOTICE_BYTES - 1] = MSG_NOTICE;
+	put_u32(msg, o->imm);
 	o->seq = ++q->tx_seq;
 	put_u64(msg + 8, o->seq);
 	put_u64(msg + 16, o->raddr);
@@ -603,6 +679,40 @@ static void add_notice(struct plx__rqp *q, struct plx__op *o)
 	wr->sg_list->addr = (uintptr_t)msg;
 	wr->sg_list->length = NOTICE_BYTES;
 	wr->sg_list->lkey = q->rmr->lkey;
+	plx__oplist_push(&q->imm_wait, o);
+}
+
+/* A send: one SEND WR, the payload then the trailer {seq, tag} (two
+ * SGEs; a small unregistered payload goes from a copy, with the trailer,
+ * in the slot's buffer). Completes on the WR and the target's ack. */
+static void add_send(struct plx__rqp *q, struct plx__op *o,
+		     const struct ibv_mr *mr)
+{
+	uint8_t *buf;
+	struct ibv_send_wr *wr = wr_add(q, o, SLOT_LAST, &buf);
+	uint8_t *tr = mr ? buf : buf + o->len;
+
+	memset(tr, 0, TRAILER);
+	o->seq = ++q->tx_seq;
+	put_u64(tr, o->seq);
+	put_u64(tr + 8, o->tag);
+	tr[TRAILER - 1] = MSG_SEND;
+	wr->opcode = IBV_WR_SEND;
+	if (mr && o->len) {
+		wr->num_sge = 2;
+		wr->sg_list[0].addr = (uintptr_t)o->src;
+		wr->sg_list[0].length = (uint32_t)o->len;
+		wr->sg_list[0].lkey = mr->lkey;
+		wr->sg_list[1].addr = (uintptr_t)tr;
+		wr->sg_list[1].length = TRAILER;
+		wr->sg_list[1].lkey = q->rmr->lkey;
+	} else {
+		if (o->len)
+			memcpy(buf, o->src, o->len);
+		wr->sg_list[0].addr = (uintptr_t)buf;
+		wr->sg_list[0].length = (uint32_t)o->len + TRAILER;
+		wr->sg_list[0].lkey = q->rmr->lkey;
+	}
 	plx__oplist_push(&q->imm_wait, o);
 }
 
@@ -620,6 +730,18 @@ static int add_op(struct plx__rchan *ch, struct plx__op *o)
 					   NULL;
 	uint32_t n = 1, nwr = o->kind == PLX__K_WRITE_IMM ? 2 : 1;
 
+	if (o->kind == PLX__K_SEND) {
+		struct plx__rqp *q = ch->qp[ch->rr % ch->nqp];
+
+		if (!qp_room(q, 1))
+			return 1;
+		ch->rr++;
+		o->pieces_left = 2; /* the WR, the ack */
+		o->piece_err = 0;
+		add_send(q, o, mr);
+		d->st.ops_posted++;
+		return 0;
+	}
 	if (o->kind != PLX__K_WRITE_IMM && ch->nqp > 1 &&
 	    o->len >= d->cfg.split_min)
 		n = ch->nqp;
@@ -663,7 +785,8 @@ static int acks_owed(struct plx__rqp *q)
 			return 0;
 		q->ack_head = (i + 1) % RQP_RQ;
 		q->nack_pending--;
-		if (post_recv(q, q->ack_pending[i].rslot))
+		if (q->rq[q->ack_pending[i].rslot].buf &&
+		    post_recv(q, q->ack_pending[i].rslot))
 			return PLX_EVERBS;
 	}
 	return 0;
@@ -678,8 +801,11 @@ static void pump(struct plx__rchan *ch)
 
 	if (ch->state != CH_READY)
 		return;
-	for (uint32_t k = 0; k < ch->nqp && !rc; k++)
+	for (uint32_t k = 0; k < ch->nqp && !rc; k++) {
 		rc = acks_owed(ch->qp[k]);
+		if (!rc && ch->qp[k]->pool)
+			rc = rq_replenish(ch->qp[k]);
+	}
 	while (!rc && (o = ch->backlog.head)) {
 		/* off the backlog first: a write_imm joins a QP's imm_wait
 		 * through the same links */
@@ -764,6 +890,93 @@ static void sq_wc(struct plx_reactor *r, struct plx__rdma_wc_handler *h,
 		pump(ch);
 }
 
+/* Acknowledge message @seq with @st and repost receive slot @i (if it
+ * still has a buffer); an ack that finds no room waits, in order, and
+ * the slot with it. */
+static void answer(struct plx__rqp *q, uint32_t i, int st, uint64_t seq)
+{
+	if (!q->nack_pending && add_ack(q, st, seq) == 0) {
+		if (q->rq[i].buf && post_recv(q, i))
+			chan_failed(q->ch, PLX_EVERBS);
+		return;
+	}
+	{
+		uint32_t j = (q->ack_head + q->nack_pending) % RQP_RQ;
+
+		q->ack_pending[j].status = st;
+		q->ack_pending[j].seq = seq;
+		q->ack_pending[j].rslot = i;
+		q->nack_pending++;
+	}
+}
+
+/*
+ * A message (send) arrived on @q in receive slot @i, @len payload bytes
+ * at the slot's buffer: to the first matching posted receive (copied),
+ * else to the message-pool handler (the buffer itself when the TCP
+ * message pool is the receive pool), else to an unexpected slot (copied);
+ * acknowledged with the outcome. With nowhere to put it, the sender's
+ * send fails with PLX_ENOBUFS (TCP would stop reading instead).
+ */
+static void on_send(struct plx_reactor *r, struct plx__rqp *q, uint32_t i,
+		    uint32_t len, const uint8_t *trailer)
+{
+	struct plx__rchan *ch = q->ch;
+	struct plx_ep *ep = ch->ep->canon;
+	struct plx__tcp *t = ep_tcp(ep);
+	struct rslot *s = &q->rq[i];
+	uint64_t seq = get_u64(trailer), tag = get_u64(trailer + 8);
+	struct plx__op *o;
+	int st = 0, slot;
+
+	(void)r;
+	if (seq != ++q->rx_seq) {
+		chan_failed(ch, PLX_EPROTO);
+		return;
+	}
+	o = plx__ep_match(ep, tag);
+	if (o) {
+		if (len > o->len) {
+			st = PLX_EMSGSIZE;
+			plx__op_done(t, o, o->cancelled ? o->req.status : st,
+				     0);
+		} else {
+			memcpy(o->dst, s->buf, len);
+			plx__op_done(t, o, o->cancelled ? o->req.status : 0,
+				     o->cancelled ? 0 : len);
+		}
+	} else if (t->cfg.msg_cb && t->cfg.msg_pool) {
+		uint8_t *b = NULL;
+
+		if (len > plx_pool_buf_size(t->cfg.msg_pool)) {
+			st = PLX_EMSGSIZE;
+		} else if (t->cfg.msg_pool == q->pool) {
+			b = s->buf; /* handed over as it is */
+			s->buf = NULL;
+		} else {
+			b = plx_pool_get(t->cfg.msg_pool);
+			if (b)
+				memcpy(b, s->buf, len);
+			else
+				st = PLX_ENOBUFS;
+		}
+		if (b)
+			t->cfg.msg_cb(t->r, ep, tag, b, len, t->cfg.cb_arg);
+	} else {
+		slot = len <= t->cfg.unexpected_size ? plx__slot_get(t) : -1;
+		if (slot < 0) {
+			st = PLX_ENOBUFS;
+		} else {
+			memcpy(t->slots + (size_t)slot * t->cfg.unexpected_size,
+			       s->buf, len);
+			plx__unexp_push(ep, tag, len, slot);
+		}
+	}
+	if (ch != q->ch || q->err)
+		return; /* a handler closed the endpoint */
+	answer(q, i, st, seq);
+}
+
 /* A notice arrived on @q (receive slot @i): check, notify, acknowledge. */
 static void on_notice(struct plx_reactor *r, struct plx__rqp *q, uint32_t i,
 		      const uint8_t *m)
@@ -772,7 +985,7 @@ static void on_notice(struct plx_reactor *r, struct plx__rqp *q, uint32_t i,
 	struct plx__tcp *t = ep_tcp(ch->ep);
 	uint64_t seq = get_u64(m + 8), addr = get_u64(m + 16),
 		 len = get_u64(m + 24), key = get_u64(m + 32);
-	uint32_t imm = get_u32(m + 4);
+	uint32_t imm = get_u32(m);
 	int st;
 
 	if (seq != ++q->rx_seq) {
@@ -786,25 +999,13 @@ static void on_notice(struct plx_reactor *r, struct plx__rqp *q, uint32_t i,
 		t->cfg.imm_cb(r, ch->ep->canon, imm, addr, len, t->cfg.cb_arg);
 	if (ch != q->ch || q->err)
 		return; /* the handler closed the endpoint */
-	if (!q->nack_pending && add_ack(q, st, seq) == 0) {
-		if (post_recv(q, i))
-			chan_failed(ch, PLX_EVERBS);
-		return;
-	}
-	{
-		uint32_t j = (q->ack_head + q->nack_pending) % RQP_RQ;
-
-		q->ack_pending[j].status = st;
-		q->ack_pending[j].seq = seq;
-		q->ack_pending[j].rslot = i;
-		q->nack_pending++;
-	}
+	answer(q, i, st, seq);
 }
 
 static void on_ack(struct plx__rqp *q, const uint8_t *m)
 {
 	struct plx__op *o = q->imm_wait.head;
-	uint32_t raw = get_u32(m + 4);
+	uint32_t raw = get_u32(m);
 	int32_t st = raw <= 0x7fffffffu ?
 			     (int32_t)raw :
 			     (int32_t)(raw - 0x80000000u) - 0x7fffffff - 1;
@@ -823,7 +1024,8 @@ static void rq_wc(struct plx_reactor *r, struct plx__rdma_wc_handler *h,
 	struct rslot *slot = (struct rslot *)(void *)h;
 	struct plx__rqp *q = slot->qp;
 	uint32_t i = (uint32_t)(slot - q->rq);
-	const uint8_t *m = q->rbuf + (size_t)i * RQP_MSG;
+	const uint8_t *m = slot->buf;
+	uint8_t type;
 
 	q->rq_posted--;
 	if (wc->status != IBV_WC_SUCCESS) {
@@ -837,15 +1039,20 @@ static void rq_wc(struct plx_reactor *r, struct plx__rdma_wc_handler *h,
 	}
 	if (q->err || !q->ch)
 		return;
+	type = wc->byte_len ? m[wc->byte_len - 1] : 0;
 	if (wc->opcode != IBV_WC_RECV ||
-	    (m[0] == MSG_NOTICE ? wc->byte_len != NOTICE_BYTES :
-	     m[0] == MSG_ACK	? wc->byte_len != ACK_BYTES :
+	    (type == MSG_NOTICE ? wc->byte_len != NOTICE_BYTES :
+	     type == MSG_ACK	? wc->byte_len != ACK_BYTES :
+	     type == MSG_SEND	? wc->byte_len < TRAILER || !q->pool :
 				  true)) {
 		chan_failed(q->ch, PLX_EPROTO);
 		return;
 	}
-	if (m[0] == MSG_NOTICE) {
+	if (type == MSG_NOTICE) {
 		on_notice(r, q, i, m);
+	} else if (type == MSG_SEND) {
+		on_send(r, q, i, wc->byte_len - TRAILER,
+			m + wc->byte_len - TRAILER);
 	} else {
 		on_ack(q, m);
 		if (!q->err && q->ch && post_recv(q, i))
@@ -882,6 +1089,9 @@ static void cm_fill(struct plx__rchan *ch, struct plx__cm_msg *m, uint8_t kind)
 	m->mtu = (uint8_t)mtu_code(d->info.active_mtu);
 	m->lid = d->info.lid;
 	m->rd_atom = (uint8_t)d->max_rd_atom;
+	m->msg_max = ch->msgs ? (uint32_t)plx_pool_buf_size(d->cfg.recv_pool) -
+					TRAILER :
+				0;
 	memcpy(m->gid, d->info.gid, 16);
 	for (uint32_t k = 0; k < ch->nqp; k++) {
 		m->qpn[k] = ch->qp[k]->qp->qp_num;
@@ -967,6 +1177,7 @@ static void cm_req(struct plx__rchan *ch, const struct plx__cm_msg *m)
 	/* the peer starts over: whatever we had with it is gone */
 	chan_reset(ch, PLX_ECONNRESET);
 	ch->gen = m->gen;
+	ch->peer_msg = m->msg_max;
 	rc = qps_create(ch, m->nqp);
 	for (uint32_t k = 0; !rc && k < m->nqp; k++)
 		rc = qp_connect(ch->qp[k], m, k);
@@ -995,6 +1206,7 @@ static void cm_rep(struct plx__rchan *ch, const struct plx__cm_msg *m)
 		return; /* stale */
 	if (m->nqp != ch->nqp)
 		rc = PLX_EPROTO;
+	ch->peer_msg = m->msg_max;
 	for (uint32_t k = 0; !rc && k < m->nqp; k++)
 		rc = qp_connect(ch->qp[k], m, k);
 	if (!rc)
@@ -1067,6 +1279,37 @@ void plx__rdma_cm_input(struct plx_ep *ep, const uint8_t *buf, uint32_t len)
 
 /* ---- endpoint hooks --------------------------------------------------- */
 
+/* The receive pool can back RDMA sends: configured, and all of its memory
+ * inside one registered region. */
+static bool pool_usable(struct plx__rdma *d)
+{
+	struct plx_pool *p = d->cfg.recv_pool;
+	size_t stride;
+	uint8_t *b;
+	int64_t idx;
+	bool ok;
+
+	if (!p)
+		return false;
+	b = plx_pool_get(p);
+	if (!b) {
+		plx__log(d->x, PLX_LOG_WARN,
+			 "rdma: receive pool empty: sends go over TCP");
+		return false;
+	}
+	stride = plx_pool_buf_size(p);
+	idx = plx_pool_index(p, b);
+	ok = idx >= 0 &&
+	     plx__rdma_mr_find(d, (uintptr_t)(b - (size_t)idx * stride),
+			       (uint64_t)plx_pool_count(p) * stride);
+	plx_pool_put(p, b);
+	if (!ok)
+		plx__log(d->x, PLX_LOG_WARN,
+			 "rdma: the receive pool's memory is not registered: "
+			 "sends go over TCP");
+	return ok;
+}
+
 void plx__rdma_ep_up(struct plx_ep *ep)
 {
 	struct plx__rdma *d = plx__rdma_get(ep->t->r);
@@ -1084,6 +1327,7 @@ void plx__rdma_ep_up(struct plx_ep *ep)
 		}
 		ch->d = d;
 		ch->ep = ep;
+		ch->msgs = pool_usable(d);
 		ch->next = d->chans;
 		if (d->chans)
 			d->chans->prev = ch;
@@ -1150,9 +1394,20 @@ int plx__rdma_submit(struct plx_ep *ep, struct plx__op *o)
 	struct plx__rdma *d;
 	uint64_t local;
 
-	if (!ch || ch->state == CH_OFF || !o->rkey_ok)
+	if (!ch || ch->state == CH_OFF)
 		return 1;
 	d = ch->d;
+	if (o->kind == PLX__K_SEND) {
+		/* the peer's receive buffers take it; our buffer is
+		 * registered, or small enough to go from a copy */
+		if (o->len > ch->peer_msg ||
+		    (o->len > RQP_MSG - TRAILER &&
+		     !plx__rdma_mr_find(d, (uintptr_t)o->src, o->len)))
+			return 1;
+		goto take;
+	}
+	if (!o->rkey_ok)
+		return 1;
 	if (o->kind != PLX__K_WRITE && o->kind != PLX__K_WRITE_IMM &&
 	    o->kind != PLX__K_READ)
 		return 1;
@@ -1163,6 +1418,7 @@ int plx__rdma_submit(struct plx_ep *ep, struct plx__op *o)
 	if (o->len && !plx__rdma_mr_find(d, local, o->len) &&
 	    (o->kind == PLX__K_READ || o->len > RQP_SMALL))
 		return 1;
+take:
 	o->rch = ch;
 	o->state = PLX__S_RDMA;
 	o->pieces_left = 0; /* 0 while in the backlog */

@@ -836,9 +836,11 @@ static int op_start_as(struct plx_ep *ep, struct plx__op *o, bool begun)
 			t->kick = true;
 		return 0;
 	}
-	/* writes, reads and write_imm take the RDMA channel when it can
-	 * carry them (transport/rdma/chan.c) */
-	if (ep->rdma && o->kind >= PLX__K_WRITE && o->kind <= PLX__K_READ &&
+	/* sends, writes, reads and write_imm take the RDMA channel when it
+	 * can carry them (transport/rdma/chan.c) */
+	if (ep->rdma &&
+	    (o->kind == PLX__K_SEND ||
+	     (o->kind >= PLX__K_WRITE && o->kind <= PLX__K_READ)) &&
 	    plx__rdma_submit(ep, o) == 0)
 		return 0;
 	plx__ep_start_tcp(ep, o);

@@ -49,6 +49,8 @@ static int check(const struct plx__cm_msg *m)
 	}
 	if (m->kind == PLX__CM_REJ ? m->status >= 0 : m->status != 0)
 		return PLX_EPROTO;
+	if (!has_qps && m->msg_max)
+		return PLX_EPROTO;
 	for (uint32_t i = 0; i < m->nqp; i++)
 		if (m->qpn[i] < 2 || m->qpn[i] >= (1u << 24) ||
 		    m->psn[i] >= (1u << 24))
@@ -73,7 +75,8 @@ int plx__cm_encode(const struct plx__cm_msg *m, uint8_t *out, size_t cap)
 	put32(out + 4, m->gen);
 	put16(out + 8, m->lid);
 	out[10] = m->rd_atom;
-	put32(out + 12, (uint32_t)m->status);
+	put32(out + 12,
+	      m->kind == PLX__CM_REJ ? (uint32_t)m->status : m->msg_max);
 	memcpy(out + 16, m->gid, 16);
 	for (uint32_t i = 0; i < m->nqp; i++) {
 		put32(out + 32 + 8 * i, m->qpn[i]);
@@ -95,7 +98,10 @@ int plx__cm_parse(struct plx__cm_msg *out, const uint8_t *buf, size_t len)
 	out->gen = get32(buf + 4);
 	out->lid = get16(buf + 8);
 	out->rd_atom = buf[10];
-	out->status = (int32_t)get32(buf + 12);
+	if (out->kind == PLX__CM_REJ)
+		out->status = (int32_t)get32(buf + 12);
+	else
+		out->msg_max = get32(buf + 12);
 	memcpy(out->gid, buf + 16, 16);
 	if (out->nqp > PLX__CM_MAX_QPS || len != PLX__CM_MIN + 8u * out->nqp)
 		return PLX_EPROTO;

@@ -17,7 +17,9 @@
  *    10    1 rd_atom   REQ, REP: RDMA reads the sender serves at once per
  *                      QP, 1..16; else 0
  *    11    1 pad       0
- *    12    4 status    REJ: a PLX_E* code < 0; else 0
+ *    12    4 arg       REJ: status, a PLX_E* code < 0; REQ, REP: msg_max,
+ *                      the largest RDMA send payload the sender takes
+ *                      (0: none, sends to it go over TCP); RTU: 0
  *    16   16 gid       REQ, REP: the sender's GID; else all zero
  *    32  8*n qpn u32, psn u32 per QP (both 24-bit values)
  *
@@ -51,7 +53,8 @@ struct plx__cm_msg {
 	uint32_t gen;
 	uint16_t lid;
 	uint8_t rd_atom;
-	int32_t status;
+	int32_t status;	  /* REJ */
+	uint32_t msg_max; /* REQ, REP */
 	uint8_t gid[16];
 	uint32_t qpn[PLX__CM_MAX_QPS];
 	uint32_t psn[PLX__CM_MAX_QPS];
