@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pingpong: send/recv ping-pong over the pollux TCP transport, with a
- * latency table by message size.
+ * pingpong: send/recv ping-pong over pollux, TCP or RDMA, with a latency
+ * table by message size.
  *
  *   pingpong [--iters N]                     server and client in one
  *                                            process, two threads
  *   pingpong --server [--port P]             echo server (one client, then
  *                                            exit)
  *   pingpong --client HOST --port P [--iters N]
- *   ... [--transport tcp|rdma]               (rdma: not in this build)
+ *   ... [--transport tcp|rdma]
+ *
+ * --transport rdma attaches the RDMA transport to both sides (exit 2 when
+ * there is no device: pollux reports PLX_EUNAVAIL), with a receive pool of
+ * POOL_N buffers of MAX_MSG + 64 bytes, and registers the message
+ * buffers: the sends then go over RC QPs (the TCP session sets them up).
+ * The table's last line says how many sends the QPs carried.
  *
  * The server posts a receive, echoes each message back with a send from
  * the buffer it arrived in, and posts the next receive in a second buffer.
@@ -32,12 +38,17 @@
 #include <unistd.h>
 
 #include "pollux/pollux.h"
+#include "pollux/rdma.h"
 #include "pollux/tcp.h"
 
 #define MAX_MSG (1u << 20)	 /* largest message: the default max_message */
 #define CONNECT_NS 5000000000ull /* connection set-up bound */
 #define ROUND_NS 5000000000ull	 /* one round trip must not take longer */
 #define DEFAULT_PORT 18515
+#define POOL_N 8     /* receive pool buffers (rdma) */
+#define POOL_DEPTH 4 /* receives posted per QP (rdma) */
+
+static int use_rdma;
 
 static const size_t sizes[] = {8,	  64,	      512,     4096,
 			       32u << 10, 256u << 10, 1u << 20};
@@ -47,6 +58,10 @@ static const size_t sizes[] = {8,	  64,	      512,     4096,
 
 struct side {
 	struct plx_reactor r;
+	/* rdma: the receive pool, in a registered region */
+	struct plx_pool pool;
+	struct plx_region pool_reg;
+	void *pool_mem;
 	struct plx_ep *peer; /* server: the accepted client */
 	int connected;	     /* client: handshake done */
 	int down;	     /* the peer went away (status in down_status) */
@@ -77,14 +92,52 @@ static void on_event(struct plx_reactor *r, struct plx_ep *ep, int event,
 	}
 }
 
+static int side_fini(struct side *s);
+
+/* Attach RDMA with a receive pool (rdma mode). PLX_EUNAVAIL: no device. */
+static int rdma_init(struct side *s)
+{
+	struct plx_rdma_config rc;
+	size_t len = plx_pool_memsize(MAX_MSG + 64, POOL_N);
+	int err;
+
+	s->pool_mem = aligned_alloc(4096, (len + 4095) & ~(size_t)4095);
+	if (!s->pool_mem)
+		return PLX_ENOMEM;
+	err = plx_pool_init(&s->pool, s->pool_mem, len, MAX_MSG + 64, POOL_N);
+	if (!err)
+		err = plx_mem_register(&s->r, &s->pool_reg, s->pool_mem, len,
+				       0);
+	if (err) {
+		free(s->pool_mem);
+		s->pool_mem = NULL;
+		return err;
+	}
+	plx_rdma_config_init(&rc);
+	rc.recv_pool = &s->pool;
+	rc.recv_depth = POOL_DEPTH;
+	return plx_rdma_init(&s->r, &rc);
+}
+
+/* pollux's warnings and errors go to stderr */
+static void log_stderr(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "pollux[%d]: %s\n", level, msg);
+}
+
 static int side_init(struct side *s, const char *listen_addr, uint16_t port,
 		     uint16_t *port_out)
 {
+	struct plx_reactor_config rcfg;
 	struct plx_tcp_config cfg;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
-	rc = plx_reactor_init(&s->r, NULL);
+	plx_reactor_config_init(&rcfg);
+	rcfg.log_cb = log_stderr;
+	rcfg.log_level = PLX_LOG_WARN;
+	rc = plx_reactor_init(&s->r, &rcfg);
 	if (rc) {
 		fprintf(stderr, "plx_reactor_init: %s\n", plx_strerror(rc));
 		return rc;
@@ -93,13 +146,18 @@ static int side_init(struct side *s, const char *listen_addr, uint16_t port,
 	cfg.event_cb = on_event;
 	cfg.cb_arg = s;
 	rc = plx_tcp_init(&s->r, &cfg);
+	if (!rc && use_rdma)
+		rc = rdma_init(s);
 	if (!rc && listen_addr)
 		rc = plx_tcp_listen(&s->r, listen_addr, port, port_out);
 	if (rc) {
-		fprintf(stderr, "tcp set-up: %s\n", plx_strerror(rc));
-		plx_tcp_shutdown(&s->r);
-		while (plx_reactor_fini(&s->r) == PLX_EBUSY)
-			plx_reactor_poll(&s->r);
+		if (rc == PLX_EUNAVAIL)
+			fprintf(stderr, "RDMA transport unavailable on this "
+					"host (no rdma-core or no active "
+					"device)\n");
+		else
+			fprintf(stderr, "set-up: %s\n", plx_strerror(rc));
+		side_fini(s);
 	}
 	return rc;
 }
@@ -110,12 +168,16 @@ static int side_fini(struct side *s)
 	uint64_t end = plx_now_ns() + CONNECT_NS;
 	int rc;
 
+	if (s->pool_mem)
+		plx_mem_deregister(&s->r, &s->pool_reg);
 	plx_tcp_shutdown(&s->r);
 	while ((rc = plx_reactor_fini(&s->r)) == PLX_EBUSY &&
 	       plx_now_ns() < end)
 		plx_reactor_poll(&s->r);
 	if (rc)
 		fprintf(stderr, "plx_reactor_fini: %s\n", plx_strerror(rc));
+	free(s->pool_mem);
+	s->pool_mem = NULL;
 	return rc;
 }
 
@@ -154,8 +216,13 @@ static int serve(struct side *s, int *echoes_out)
 {
 	uint8_t *buf[2] = {xalloc(MAX_MSG), xalloc(MAX_MSG)};
 	struct plx_op rop, sop[2];
+	struct plx_region reg[2];
 	int posted = 0, busy[2] = {0, 0}, k = 0, rc = 0, echoes = 0;
 
+	/* over RDMA the echoes go from registered memory */
+	for (int i = 0; i < 2 && use_rdma; i++)
+		if (plx_mem_register(&s->r, &reg[i], buf[i], MAX_MSG, 0))
+			return 1;
 	plx_op_init(&rop, NULL, NULL);
 	plx_op_init(&sop[0], NULL, NULL);
 	plx_op_init(&sop[1], NULL, NULL);
@@ -214,6 +281,8 @@ static int serve(struct side *s, int *echoes_out)
 			if (busy[i] && plx_req_test_mt(&sop[i].req))
 				busy[i] = 0;
 	}
+	for (int i = 0; i < 2 && use_rdma; i++)
+		plx_mem_deregister(&s->r, &reg[i]);
 	free(buf[0]);
 	free(buf[1]);
 	*echoes_out = echoes;
@@ -301,11 +370,18 @@ static int run_client(struct side *s, struct plx_ep *ep, uint64_t iters)
 	uint8_t *out = xalloc(MAX_MSG), *in = xalloc(MAX_MSG);
 	uint64_t *rtt = calloc(iters + iters / 10 + 10, sizeof(uint64_t));
 	struct plx_op sop, rop;
-	uint64_t end = plx_now_ns() + CONNECT_NS;
+	struct plx_region reg;
+	struct plx_rdma_stats st0, st1;
+	uint64_t end = plx_now_ns() + CONNECT_NS, sends = 0;
 	int rc = 0;
 
 	if (!rtt) {
 		fprintf(stderr, "out of memory\n");
+		return 1;
+	}
+	if (use_rdma && (plx_mem_register(&s->r, &reg, out, MAX_MSG, 0) ||
+			 plx_rdma_stats(&s->r, &st0))) {
+		free(rtt);
 		return 1;
 	}
 	for (size_t i = 0; i < MAX_MSG; i++)
@@ -320,7 +396,8 @@ static int run_client(struct side *s, struct plx_ep *ep, uint64_t iters)
 	}
 	plx_op_init(&sop, NULL, NULL);
 	plx_op_init(&rop, NULL, NULL);
-	printf("pollux ping-pong, TCP, send/recv, both sides busy-polling\n");
+	printf("pollux ping-pong, %s, send/recv, both sides busy-polling\n",
+	       use_rdma ? "RDMA (RC QPs set up over TCP)" : "TCP");
 	printf("one-way latency = round trip / 2, in microseconds; msg/s "
 	       "counts both directions\n");
 	printf("%10s %8s %10s %10s %10s %12s\n", "size", "iters", "median",
@@ -343,6 +420,7 @@ static int run_client(struct side *s, struct plx_ep *ep, uint64_t iters)
 
 			stamp(out, len, i + 1);
 			t = round_trip(s, ep, &sop, &rop, out, in, len);
+			sends++;
 			if (!t) {
 				rc = 1;
 				break;
@@ -369,7 +447,21 @@ static int run_client(struct side *s, struct plx_ep *ep, uint64_t iters)
 		       2.0 * (double)n / ((double)sum / 1e9));
 		fflush(stdout);
 	}
+	if (use_rdma && !rc) {
+		plx_rdma_stats(&s->r, &st1);
+		printf("RDMA: %llu of the client's %llu sends went over the QPs "
+		       "(the rest over TCP: larger than the peer's receive "
+		       "buffers)\n",
+		       (unsigned long long)(st1.ops_posted - st0.ops_posted),
+		       (unsigned long long)sends);
+		if (st1.ops_posted == st0.ops_posted) {
+			fprintf(stderr, "client: no send went over RDMA\n");
+			rc = 1;
+		}
+	}
 out:
+	if (use_rdma)
+		plx_mem_deregister(&s->r, &reg);
 	free(out);
 	free(in);
 	free(rtt);
@@ -465,6 +557,24 @@ static int mode_server(uint16_t port)
 	return rc;
 }
 
+/* Is there an RDMA device? (Said on stderr when not.) */
+static int rdma_available(void)
+{
+	struct plx_reactor r;
+	int rc;
+
+	if (plx_reactor_init(&r, NULL))
+		return 0;
+	rc = plx_rdma_init(&r, NULL);
+	plx_reactor_fini(&r);
+	if (rc)
+		fprintf(stderr, "RDMA transport unavailable: %s\n",
+			rc == PLX_EUNAVAIL ?
+				"no rdma-core or no active device" :
+				plx_strerror(rc));
+	return rc == 0;
+}
+
 static void usage(const char *prog)
 {
 	fprintf(stderr,
@@ -505,16 +615,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!strcmp(transport, "rdma")) {
-		fprintf(stderr, "RDMA transport not available in this build\n");
-		return 2;
-	}
-	if (strcmp(transport, "tcp") || (server && host) || !iters ||
-	    port > 65535 || (host && port <= 0) ||
+	use_rdma = !strcmp(transport, "rdma");
+	if ((strcmp(transport, "tcp") && !use_rdma) || (server && host) ||
+	    !iters || port > 65535 || (host && port <= 0) ||
 	    (!server && !host && port >= 0)) {
 		usage(argv[0]);
 		return 2;
 	}
+	if (use_rdma && !rdma_available())
+		return 2;
 	if (server)
 		return mode_server(port < 0 ? DEFAULT_PORT : (uint16_t)port);
 	if (host)

@@ -22,9 +22,7 @@
  * (the op's timeout passed), PLX_ECANCELED (plx_op_cancel or endpoint
  * close), PLX_ECONNRESET (peer restarted or connection lost), PLX_EFAULT /
  * PLX_EACCES / PLX_EKEYREJECTED (the target refused the remote range),
- * PLX_EMSGSIZE (a received message did not fit the posted buffer),
- * PLX_ENOBUFS (a send over RDMA found no receive, pool buffer or
- * unexpected slot at the target: docs/rdma.md).
+ * PLX_EMSGSIZE (a received message did not fit the posted buffer).
  * After a failure the target memory of a write may hold some of the data.
  *
  * Buffers: the source of send/write/write_imm and the destination of

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# run-rxe-vm.sh BINARY... - run verbs test programs against REAL rdma-core and
+# run-rxe-vm.sh BINARY[::ARGS]... - run verbs test programs against REAL rdma-core and
 # the kernel verbs stack (soft-RoCE, rdma_rxe) inside a throw-away QEMU guest.
 # Adapted from ../shared/rdma-vm/run-rxe-vm.sh; docs/rdma.md describes it.
 #
@@ -13,6 +13,7 @@
 # 10.77.0.2/24, so rxe0 has RoCE v2 IPv4-mapped GIDs). Each binary runs in
 # turn with PLX_RXE_VM=1 in its environment (tests use it to fail rather
 # than skip when no device shows up); exit status 0 only if all exited 0.
+# BINARY::ARGS runs BINARY with the space-separated ARGS (no quoting).
 #
 # Needs root: it installs missing Debian packages with apt-get and
 # downloads the kernel package (once, cached). Environment:
@@ -25,10 +26,14 @@
 #   RXE_VM_TIMEOUT     seconds the guest may run (default 600)
 set -euo pipefail
 
-(($#)) || { echo "usage: $0 BINARY..." >&2; exit 2; }
+(($#)) || { echo "usage: $0 BINARY[::ARGS]..." >&2; exit 2; }
 [[ "$(id -u)" == 0 ]] || { echo "run-rxe-vm.sh: needs root (apt-get, kernel package)" >&2; exit 2; }
-for b in "$@"; do
+PROGS=() ARGS=()
+for a in "$@"; do
+	b=${a%%::*}
 	[[ -x "$b" ]] || { echo "run-rxe-vm.sh: not an executable: $b" >&2; exit 2; }
+	PROGS+=("$b")
+	if [[ "$a" == *::* ]]; then ARGS+=("${a#*::}"); else ARGS+=(""); fi
 done
 
 W=${RXE_VM_WORKDIR:-/tmp/pollux-rxe-vm}
@@ -64,7 +69,7 @@ for a in sh mount insmod cat ls echo sleep poweroff dmesg tail wait env; do ln -
 MODS="crypto/crc32_generic drivers/infiniband/core/ib_core drivers/infiniband/core/ib_uverbs net/ipv4/udp_tunnel net/ipv6/ip6_udp_tunnel drivers/infiniband/sw/rxe/rdma_rxe drivers/net/veth"
 for m in $MODS; do cp "$KD/kernel/$m.ko"* "$R/mods/"; done
 BINS="/usr/bin/ip /usr/bin/rdma /usr/bin/ibv_devinfo"
-for b in "$@"; do BINS="$BINS $(readlink -f "$b")"; done
+for b in "${PROGS[@]}"; do BINS="$BINS $(readlink -f "$b")"; done
 for b in $BINS; do cp "$b" "$R/t/"; done
 PROV=/usr/lib/x86_64-linux-gnu/libibverbs/librxe-rdmav34.so
 # libibverbs is listed explicitly: a program that dlopen()s it shows no
@@ -84,8 +89,13 @@ cp "$PROV" "$R/usr/lib/x86_64-linux-gnu/libibverbs/"
 cp /etc/libibverbs.d/rxe.driver "$R/etc/libibverbs.d/"
 mkdir -p "$R/lib64"
 cp -L /lib64/ld-linux-x86-64.so.2 "$R/lib64/"
-TESTS=""
-for b in "$@"; do TESTS="$TESTS /t/$(basename "$(readlink -f "$b")")"; done
+RUNS=""
+for i in "${!PROGS[@]}"; do
+	t="/t/$(basename "$(readlink -f "${PROGS[$i]}")") ${ARGS[$i]}"
+	t=${t% }
+	RUNS+="echo \"=== $t\"; $t; rc=\$?; echo \"=== $t exit \$rc\"; [ \$rc = 0 ] || st=1"$'\n'
+done
+TESTS=" ${PROGS[*]}"
 cat >"$R/init" <<INIT
 #!/bin/sh
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -97,7 +107,7 @@ for m in crc32_generic ib_core ib_uverbs udp_tunnel ip6_udp_tunnel rdma_rxe veth
 /t/rdma link add rxe0 type rxe netdev veth0 || echo "rxe setup failed"
 export PLX_RXE_VM=1
 st=0
-for t in $TESTS; do echo "=== \$t"; \$t; rc=\$?; echo "=== \$t exit \$rc"; [ \$rc = 0 ] || st=1; done
+$RUNS
 echo "=== RXE-VM STATUS \$st"
 poweroff -f
 INIT

@@ -111,7 +111,14 @@ struct plx__rqp {
 	uint32_t psn;
 	uint32_t sq_head, sq_tail; /* slots posted / retired (free-running) */
 	uint32_t rq_posted;
-	uint32_t nrq;	       /* receive slots in use */
+	uint32_t nrq; /* receive slots in use */
+	/* messages received with nowhere to go yet, in arrival order (each
+	 * keeps its receive buffer and its ack) */
+	uint32_t held_head, nheld;
+	struct {
+		uint32_t rslot, len;
+		uint64_t tag, seq;
+	} held[RQP_RQ];
 	struct plx_pool *pool; /* receive buffers, or NULL: internal */
 	bool err;	       /* moved to the error state: draining */
 	int fail_status;       /* what a flushed op completes with */
@@ -151,6 +158,7 @@ struct plx__rchan {
 
 static void pump(struct plx__rchan *ch);
 static void chan_failed(struct plx__rchan *ch, int status);
+static void held_retry(struct plx__rqp *q);
 
 static struct plx__tcp *ep_tcp(struct plx_ep *ep)
 {
@@ -477,6 +485,7 @@ static void qp_retire(struct plx__rqp *q, int status)
 				 "rdma: moving QP %u to the error state failed",
 				 q->qp->qp_num);
 		q->nack_pending = 0;
+		q->nheld = 0; /* their senders' ops fail with the session */
 		while ((o = plx__oplist_pop(&q->imm_wait)))
 			op_piece(o, status);
 	}
@@ -682,6 +691,15 @@ static void add_notice(struct plx__rqp *q, struct plx__op *o)
 	plx__oplist_push(&q->imm_wait, o);
 }
 
+/* The peer's receive buffers take @o, and our buffer is registered or
+ * small enough to go from a copy. */
+static bool send_fits(const struct plx__rchan *ch, const struct plx__op *o)
+{
+	return o->len <= ch->peer_msg &&
+	       (o->len <= RQP_MSG - TRAILER ||
+		plx__rdma_mr_find(ch->d, (uintptr_t)o->src, o->len));
+}
+
 /* A send: one SEND WR, the payload then the trailer {seq, tag} (two
  * SGEs; a small unregistered payload goes from a copy, with the trailer,
  * in the slot's buffer). Completes on the WR and the target's ack. */
@@ -719,8 +737,9 @@ static void add_send(struct plx__rqp *q, struct plx__op *o,
 /*
  * Queue @o's WRs on the chains: one QP (round robin), or, from
  * cfg.split_min on, one piece per QP (never a write_imm: its notice must
- * follow all of its data on one QP). Return 0, or 1 when the rings or
- * chains lack room (the op waits, in order).
+ * follow all of its data on one QP). Return 0, 1 when the rings or
+ * chains lack room (the op waits, in order), or 2 for a send the peer's
+ * receive buffers cannot take (it goes over TCP).
  */
 static int add_op(struct plx__rchan *ch, struct plx__op *o)
 {
@@ -731,11 +750,14 @@ static int add_op(struct plx__rchan *ch, struct plx__op *o)
 	uint32_t n = 1, nwr = o->kind == PLX__K_WRITE_IMM ? 2 : 1;
 
 	if (o->kind == PLX__K_SEND) {
-		struct plx__rqp *q = ch->qp[ch->rr % ch->nqp];
+		/* every send on QP 0: messages stay in order, as on one TCP
+		 * connection (the receiver holds them in arrival order) */
+		struct plx__rqp *q = ch->qp[0];
 
+		if (!send_fits(ch, o))
+			return 2; /* queued while connecting: TCP takes it */
 		if (!qp_room(q, 1))
 			return 1;
-		ch->rr++;
 		o->pieces_left = 2; /* the WR, the ack */
 		o->piece_err = 0;
 		add_send(q, o, mr);
@@ -802,16 +824,30 @@ static void pump(struct plx__rchan *ch)
 	if (ch->state != CH_READY)
 		return;
 	for (uint32_t k = 0; k < ch->nqp && !rc; k++) {
+		held_retry(ch->qp[k]);
+		if (ch->state != CH_READY)
+			return; /* a handler closed the endpoint */
 		rc = acks_owed(ch->qp[k]);
 		if (!rc && ch->qp[k]->pool)
 			rc = rq_replenish(ch->qp[k]);
 	}
-	while (!rc && (o = ch->backlog.head)) {
+	/* inside plx_ep_batch_begin() / _end() ops stay queued: _end posts
+	 * them as chains */
+	while (!rc && !ch->ep->corked && (o = ch->backlog.head)) {
 		/* off the backlog first: a write_imm joins a QP's imm_wait
 		 * through the same links */
 		plx__oplist_remove(&ch->backlog, o);
-		if (add_op(ch, o) == 0)
+		rc = add_op(ch, o);
+		if (rc == 2) {
+			rc = 0;
+			o->rch = NULL;
+			ch->nops--;
+			plx__ep_start_tcp(ch->ep, o);
 			continue;
+		}
+		if (rc == 0)
+			continue;
+		rc = 0;
 		/* chains full: post them, then try once more */
 		for (uint32_t k = 0; k < ch->nqp && !rc; k++)
 			rc = qp_flush(ch->qp[k]);
@@ -911,70 +947,95 @@ static void answer(struct plx__rqp *q, uint32_t i, int st, uint64_t seq)
 }
 
 /*
- * A message (send) arrived on @q in receive slot @i, @len payload bytes
- * at the slot's buffer: to the first matching posted receive (copied),
- * else to the message-pool handler (the buffer itself when the TCP
- * message pool is the receive pool), else to an unexpected slot (copied);
- * acknowledged with the outcome. With nowhere to put it, the sender's
- * send fails with PLX_ENOBUFS (TCP would stop reading instead).
+ * Deliver the message in receive slot @i (@len bytes, @tag) as TCP does:
+ * to the first matching posted receive (copied), else to the
+ * message-pool handler (the receive buffer itself when the TCP message
+ * pool is the receive pool), else to an unexpected slot (copied).
+ * Return the status to acknowledge with (0, PLX_EMSGSIZE), or 1: nowhere
+ * to put it yet (held: the sender waits, as over TCP, when the receiver
+ * stops reading).
  */
-static void on_send(struct plx_reactor *r, struct plx__rqp *q, uint32_t i,
-		    uint32_t len, const uint8_t *trailer)
+static int deliver(struct plx__rqp *q, uint32_t i, uint32_t len, uint64_t tag)
 {
-	struct plx__rchan *ch = q->ch;
-	struct plx_ep *ep = ch->ep->canon;
+	struct plx_ep *ep = q->ch->ep->canon;
 	struct plx__tcp *t = ep_tcp(ep);
 	struct rslot *s = &q->rq[i];
-	uint64_t seq = get_u64(trailer), tag = get_u64(trailer + 8);
-	struct plx__op *o;
-	int st = 0, slot;
+	struct plx__op *o = plx__ep_match(ep, tag);
+	int slot;
 
-	(void)r;
-	if (seq != ++q->rx_seq) {
-		chan_failed(ch, PLX_EPROTO);
-		return;
-	}
-	o = plx__ep_match(ep, tag);
 	if (o) {
 		if (len > o->len) {
-			st = PLX_EMSGSIZE;
-			plx__op_done(t, o, o->cancelled ? o->req.status : st,
-				     0);
-		} else {
-			memcpy(o->dst, s->buf, len);
-			plx__op_done(t, o, o->cancelled ? o->req.status : 0,
-				     o->cancelled ? 0 : len);
+			plx__op_done(
+				t, o,
+				o->cancelled ? o->req.status : PLX_EMSGSIZE, 0);
+			return PLX_EMSGSIZE;
 		}
-	} else if (t->cfg.msg_cb && t->cfg.msg_pool) {
-		uint8_t *b = NULL;
+		memcpy(o->dst, s->buf, len);
+		plx__op_done(t, o, o->cancelled ? o->req.status : 0,
+			     o->cancelled ? 0 : len);
+		return 0;
+	}
+	if (t->cfg.msg_cb && t->cfg.msg_pool) {
+		uint8_t *b;
 
-		if (len > plx_pool_buf_size(t->cfg.msg_pool)) {
-			st = PLX_EMSGSIZE;
-		} else if (t->cfg.msg_pool == q->pool) {
+		if (len > plx_pool_buf_size(t->cfg.msg_pool))
+			return PLX_EMSGSIZE; /* dropped, as over TCP */
+		if (t->cfg.msg_pool == q->pool) {
 			b = s->buf; /* handed over as it is */
 			s->buf = NULL;
 		} else {
 			b = plx_pool_get(t->cfg.msg_pool);
-			if (b)
-				memcpy(b, s->buf, len);
-			else
-				st = PLX_ENOBUFS;
+			if (!b)
+				return 1;
+			memcpy(b, s->buf, len);
 		}
-		if (b)
-			t->cfg.msg_cb(t->r, ep, tag, b, len, t->cfg.cb_arg);
-	} else {
-		slot = len <= t->cfg.unexpected_size ? plx__slot_get(t) : -1;
-		if (slot < 0) {
-			st = PLX_ENOBUFS;
-		} else {
-			memcpy(t->slots + (size_t)slot * t->cfg.unexpected_size,
-			       s->buf, len);
-			plx__unexp_push(ep, tag, len, slot);
-		}
+		t->cfg.msg_cb(t->r, ep, tag, b, len, t->cfg.cb_arg);
+		return 0;
 	}
-	if (ch != q->ch || q->err)
-		return; /* a handler closed the endpoint */
-	answer(q, i, st, seq);
+	slot = len <= t->cfg.unexpected_size ? plx__slot_get(t) : -1;
+	if (slot < 0)
+		return 1;
+	memcpy(t->slots + (size_t)slot * t->cfg.unexpected_size, s->buf, len);
+	plx__unexp_push(ep, tag, len, slot);
+	return 0;
+}
+
+/* Deliver held messages of @q, in order, while they find a place. */
+static void held_retry(struct plx__rqp *q)
+{
+	while (q->nheld && q->ch && !q->err) {
+		uint32_t h = q->held_head;
+		int st = deliver(q, q->held[h].rslot, q->held[h].len,
+				 q->held[h].tag);
+
+		if (st == 1)
+			return;
+		q->held_head = (h + 1) % RQP_RQ;
+		q->nheld--;
+		if (q->ch && !q->err)
+			answer(q, q->held[h].rslot, st, q->held[h].seq);
+	}
+}
+
+/* A message (send) arrived on @q in receive slot @i: delivered, then
+ * acknowledged with the outcome; or held, in order, until it can be. */
+static void on_send(struct plx__rqp *q, uint32_t i, uint32_t len,
+		    const uint8_t *trailer)
+{
+	uint64_t seq = get_u64(trailer), tag = get_u64(trailer + 8);
+	uint32_t h;
+
+	if (seq != ++q->rx_seq) {
+		chan_failed(q->ch, PLX_EPROTO);
+		return;
+	}
+	h = (q->held_head + q->nheld) % RQP_RQ;
+	q->held[h].rslot = i;
+	q->held[h].len = len;
+	q->held[h].tag = tag;
+	q->held[h].seq = seq;
+	q->nheld++;
+	held_retry(q);
 }
 
 /* A notice arrived on @q (receive slot @i): check, notify, acknowledge. */
@@ -1051,7 +1112,7 @@ static void rq_wc(struct plx_reactor *r, struct plx__rdma_wc_handler *h,
 	if (type == MSG_NOTICE) {
 		on_notice(r, q, i, m);
 	} else if (type == MSG_SEND) {
-		on_send(r, q, i, wc->byte_len - TRAILER,
+		on_send(q, i, wc->byte_len - TRAILER,
 			m + wc->byte_len - TRAILER);
 	} else {
 		on_ack(q, m);
@@ -1398,11 +1459,9 @@ int plx__rdma_submit(struct plx_ep *ep, struct plx__op *o)
 		return 1;
 	d = ch->d;
 	if (o->kind == PLX__K_SEND) {
-		/* the peer's receive buffers take it; our buffer is
-		 * registered, or small enough to go from a copy */
-		if (o->len > ch->peer_msg ||
-		    (o->len > RQP_MSG - TRAILER &&
-		     !plx__rdma_mr_find(d, (uintptr_t)o->src, o->len)))
+		/* until the channel is up, sends queue (in order) on it: the
+		 * peer's receive buffer size is known only then */
+		if (ch->state == CH_READY && !send_fits(ch, o))
 			return 1;
 		goto take;
 	}
@@ -1429,6 +1488,12 @@ take:
 	else if (!ep->corked)
 		pump(ch);
 	return 0;
+}
+
+void plx__rdma_kick(struct plx_ep *ep)
+{
+	if (ep->rdma)
+		pump(ep->rdma);
 }
 
 void plx__rdma_flush(struct plx_ep *ep)
@@ -1494,6 +1559,10 @@ void plx__rdma_expire(struct plx_ep *ep, uint64_t now)
 		if (o->deadline <= now)
 			plx__rdma_cancel(o, PLX_ETIMEDOUT);
 	}
+	/* a held message may have a place now (a slot or pool buffer
+	 * came back without a receive being posted) */
+	if (ch->state == CH_READY)
+		pump(ch);
 	if (ch->state == CH_READY && posted_expired(ch, now)) {
 		plx__log(ch->d->x, PLX_LOG_WARN,
 			 "rdma: an op timed out on its QP: the QPs are "

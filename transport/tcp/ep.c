@@ -834,6 +834,8 @@ static int op_start_as(struct plx_ep *ep, struct plx__op *o, bool begun)
 		plx__oplist_push(&ep->posted, o);
 		if (t->paused)
 			t->kick = true;
+		if (ep->rdma)
+			plx__rdma_kick(ep); /* a held message may match */
 		return 0;
 	}
 	/* sends, writes, reads and write_imm take the RDMA channel when it

@@ -66,6 +66,10 @@ void plx__rdma_cm_input(struct plx_ep *ep, const uint8_t *buf, uint32_t len);
  */
 int plx__rdma_submit(struct plx_ep *ep, struct plx__op *o);
 
+/* plx__rdma_kick() - a receive was posted on @ep (or room freed): retry
+ * messages the channel holds for lack of a place. */
+void plx__rdma_kick(struct plx_ep *ep);
+
 /* plx__rdma_flush() - post what a batch queued on @ep's channel. */
 void plx__rdma_flush(struct plx_ep *ep);
 

@@ -40,6 +40,11 @@ int plx__rdma_submit(struct plx_ep *ep, struct plx__op *o)
 	return 1;
 }
 
+void plx__rdma_kick(struct plx_ep *ep)
+{
+	(void)ep;
+}
+
 void plx__rdma_flush(struct plx_ep *ep)
 {
 	(void)ep;
