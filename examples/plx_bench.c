@@ -8,7 +8,7 @@
  *             [--window 1,16,256] [--tests lat,bw] [--iters N]
  *             [--rounds R] [--time SECONDS] [--batch auto|always|never]
  *             [--stripes N] [--quick] [--json | --md]
- *             [--floor-only | --no-floor]
+ *             [--floor-only | --no-floor] [--transport tcp|rdma]
  *
  * Defaults: every op, sizes 8, 64, 512, 4k, 64k, 1m, 64m, windows 1, 16,
  * 256, 3 rounds, 10000 iterations (fewer for large sizes: at most 512 MiB
@@ -62,6 +62,14 @@
  * samples of all rounds, each round dropping its first 10 % as warm-up;
  * bandwidth figures are the median of the rounds.
  *
+ * --transport rdma: both reactors also attach the RDMA transport (exit 2
+ * when the host has no device), with a receive pool of 64 KiB buffers and
+ * every benchmark buffer registered, so writes, reads, write_imm and sends
+ * up to 64 KiB go over RC QPs (connected over the TCP session). The
+ * raw-socket floor is TCP and is not run in this mode; the last line says
+ * how many ops the QPs carried. On soft-RoCE these figures measure
+ * correctness, not speed (docs/benchmarks.md).
+ *
  * Heap allocations: malloc, calloc, realloc, aligned_alloc,
  * posix_memalign and the mimalloc calls the library uses are wrapped at
  * link time (-Wl,--wrap, see examples/CMakeLists.txt) and counted, on both
@@ -83,6 +91,7 @@
 #include <unistd.h>
 
 #include "pollux/pollux.h"
+#include "pollux/rdma.h"
 #include "pollux/tcp.h"
 
 /* ---- heap allocation counting ------------------------------------------- */
@@ -245,6 +254,7 @@ struct opts {
 	int rounds;
 	double secs; /* measured time per bandwidth round */
 	int quick, json, md, floor_only, no_floor;
+	int rdma;    /* --transport rdma */
 	int batch;   /* BATCH_* */
 	int stripes; /* -1: the library default */
 };
@@ -297,6 +307,52 @@ static void *xalloc(size_t n)
 		die("out of memory", PLX_ENOMEM);
 	memset(p, 0, n);
 	return p;
+}
+
+/* --transport rdma: a receive pool and registered send buffers per side
+ * (0: server, 1: client), then the RDMA transport. */
+#define RDMA_POOL_BUF (64u * 1024)
+#define RDMA_POOL_N 160
+static struct {
+	struct plx_pool pool;
+	struct plx_region pool_reg, sreg;
+	void *pool_mem;
+} g_rdma[2];
+
+static void rdma_attach(int side, struct plx_reactor *r, void *sbuf, size_t len)
+{
+	size_t plen = plx_pool_memsize(RDMA_POOL_BUF + 64, RDMA_POOL_N);
+	struct plx_rdma_config rc;
+	int err;
+
+	g_rdma[side].pool_mem = xalloc(plen);
+	if ((err = plx_pool_init(&g_rdma[side].pool, g_rdma[side].pool_mem,
+				 plen, RDMA_POOL_BUF + 64, RDMA_POOL_N)) ||
+	    (err = plx_mem_register(r, &g_rdma[side].pool_reg,
+				    g_rdma[side].pool_mem, plen, 0)))
+		die("receive pool", err);
+	plx_rdma_config_init(&rc);
+	rc.recv_pool = &g_rdma[side].pool;
+	rc.recv_depth = 64;
+	err = plx_rdma_init(r, &rc);
+	if (err == PLX_EUNAVAIL) {
+		fprintf(stderr, "plx_bench: RDMA transport unavailable on this "
+				"host (no rdma-core or no active device)\n");
+		exit(2);
+	}
+	if (err || (err = plx_mem_register(r, &g_rdma[side].sreg, sbuf, len,
+					   PLX_ACCESS_ALL)))
+		die("rdma set-up", err);
+}
+
+/* Undo rdma_attach() before the reactor finishes (after the peer left:
+ * the QPs give their receive buffers back as they go). */
+static void rdma_detach(int side, struct plx_reactor *r)
+{
+	if (!g_rdma[side].pool_mem)
+		return;
+	plx_mem_deregister(r, &g_rdma[side].sreg);
+	plx_mem_deregister(r, &g_rdma[side].pool_reg);
 }
 
 static void pin(int cpu)
@@ -805,8 +861,11 @@ static void *server(void *arg)
 	tcp_cfg(&cfg, srv_imm, NULL);
 	cfg.event_cb = srv_event;
 	if ((rc = plx_reactor_init(&S.r, NULL)) ||
-	    (rc = plx_tcp_init(&S.r, &cfg)) ||
-	    (rc = plx_tcp_listen(&S.r, "127.0.0.1", 0, &g_port)) ||
+	    (rc = plx_tcp_init(&S.r, &cfg)))
+		die("server set-up", rc);
+	if (opt.rdma)
+		rdma_attach(0, &S.r, S.sbuf, g_max);
+	if ((rc = plx_tcp_listen(&S.r, "127.0.0.1", 0, &g_port)) ||
 	    (rc = plx_mem_register(&S.r, &S.reg, S.rbuf, g_max,
 				   PLX_ACCESS_ALL)) ||
 	    (rc = plx_mem_desc(&S.r, &S.reg, &g_srv_desc)))
@@ -829,11 +888,13 @@ static void *server(void *arg)
 		srv_step();
 	}
 	plx_mem_deregister(&S.r, &S.reg);
+	rdma_detach(0, &S.r);
 	plx_tcp_shutdown(&S.r);
 	while ((rc = plx_reactor_fini(&S.r)) == PLX_EBUSY)
 		plx_reactor_poll(&S.r);
 	if (rc)
 		die("server plx_reactor_fini", rc);
+	free(g_rdma[0].pool_mem);
 	free(S.sbuf);
 	free(S.rbuf);
 	return NULL;
@@ -1683,7 +1744,8 @@ static void usage(const char *prog)
 		"  --json | --md    machine-readable / docs/benchmarks.md "
 		"Markdown\n"
 		"  --floor-only     only the raw-socket floor\n"
-		"  --no-floor       only pollux\n",
+		"  --no-floor       only pollux\n"
+		"  --transport T    tcp (default) or rdma (RC QPs; no floor)\n",
 		prog, MAX_WINDOW / 2);
 }
 
@@ -1746,6 +1808,10 @@ static int parse_args(int argc, char **argv)
 			opt.stripes = atoi(v);
 			bad = opt.stripes < 0 || opt.stripes > 8;
 			i++;
+		} else if (!strcmp(a, "--transport") && v) {
+			opt.rdma = !strcmp(v, "rdma");
+			bad = !opt.rdma && strcmp(v, "tcp");
+			i++;
 		} else if (!strcmp(a, "--time")) {
 			secs = atof(v);
 			bad = !(secs > 0 && secs <= 60);
@@ -1758,6 +1824,8 @@ static int parse_args(int argc, char **argv)
 			return -1;
 		}
 	}
+	if (opt.rdma)
+		opt.no_floor = 1; /* the floor is a TCP socket */
 	if ((opt.json && opt.md) || (opt.floor_only && opt.no_floor)) {
 		usage(argv[0]);
 		return -1;
@@ -1833,8 +1901,11 @@ int main(int argc, char **argv)
 	tcp_cfg(&cfg, cli_imm, NULL);
 	cfg.event_cb = cli_event;
 	if ((rc = plx_reactor_init(&C.r, NULL)) ||
-	    (rc = plx_tcp_init(&C.r, &cfg)) ||
-	    (rc = plx_mem_register(&C.r, &C.reg, C.rbuf, g_max,
+	    (rc = plx_tcp_init(&C.r, &cfg)))
+		die("client set-up", rc);
+	if (opt.rdma)
+		rdma_attach(1, &C.r, C.sbuf, g_max);
+	if ((rc = plx_mem_register(&C.r, &C.reg, C.rbuf, g_max,
 				   PLX_ACCESS_ALL)) ||
 	    (rc = plx_mem_desc(&C.r, &C.reg, &g_cli_desc)) ||
 	    (rc = plx_tcp_connect(&C.r, "127.0.0.1", g_port, &C.ep)))
@@ -1854,9 +1925,10 @@ int main(int argc, char **argv)
 	plx_reactor_stats(&C.r, &st0);
 
 	if (!opt.json && !opt.md)
-		printf("plx_bench: pollux TCP over loopback, server CPU 0, "
+		printf("plx_bench: pollux %s over loopback, server CPU 0, "
 		       "client CPU 1, busy-polling; %ld CPUs, load %.2f, "
 		       "%d round%s\n",
+		       opt.rdma ? "RDMA (RC QPs)" : "TCP",
 		       sysconf(_SC_NPROCESSORS_ONLN), load[0], opt.rounds,
 		       opt.rounds > 1 ? "s" : "");
 	for (int op = 0; op < NOPS; op++) {
@@ -1899,17 +1971,31 @@ int main(int argc, char **argv)
 		       "end; stripes %u, batch %s\n",
 		       load[0], load[1], g_stripes, batch_names[opt.batch]);
 	}
+	if (opt.rdma) {
+		struct plx_rdma_stats rs;
+		struct plx_rdma_info ri;
+
+		if (!plx_rdma_stats(&C.r, &rs) && !plx_rdma_info(&C.r, &ri))
+			fprintf(opt.json ? stderr : stdout,
+				"RDMA: %s, client ops over the QPs: %" PRIu64
+				" (%" PRIu64 " ibv_post_send calls), work "
+				"completion errors: %" PRIu64 "\n",
+				ri.device, rs.ops_posted, rs.post_calls,
+				rs.wc_errors);
+	}
 
 	__atomic_store_n(&g_quit, 1, __ATOMIC_RELAXED);
 	cmd(M_QUIT, 0, 0, 0);
 	pthread_join(th, NULL);
 	plx_mem_deregister(&C.r, &C.reg);
+	rdma_detach(1, &C.r);
 	plx_tcp_shutdown(&C.r);
 	end = plx_now_ns() + 5000000000ull;
 	while ((rc = plx_reactor_fini(&C.r)) == PLX_EBUSY && plx_now_ns() < end)
 		plx_reactor_poll(&C.r);
 	if (rc)
 		die("plx_reactor_fini", rc);
+	free(g_rdma[1].pool_mem);
 	close(g_fd_cli);
 	close(g_fd_srv);
 	free(C.sbuf);
