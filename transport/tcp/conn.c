@@ -107,6 +107,8 @@ void plx__conn_free(struct plx__conn *c)
 		t->paused--;
 	if (c->tx_dirty)
 		t->ndirty--;
+	if (c->unwatched)
+		t->nunwatched--;
 	if (c->rx_slot >= 0)
 		t->slot_free[t->nslot_free++] = (uint32_t)c->rx_slot;
 	if (c->rx_poolbuf)

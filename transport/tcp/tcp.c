@@ -7,7 +7,8 @@
  * batching), SO_KEEPALIVE off (pollux pings at the application level, which
  * also covers a peer process that is alive but stuck), buffer sizes left to
  * kernel autotuning unless configured. All sockets sit in the transport's
- * own epoll set, which itself sits in the reactor fd.
+ * own epoll set, which itself sits in the reactor fd, except connections
+ * polled directly by a busy-polling owner (see poll_direct below).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,11 +66,52 @@ void plx__tcp_watch(struct plx__conn *c, bool want_out)
 {
 	struct epoll_event ev = {.data.ptr = c};
 
+	c->want_out = want_out;
+	if (c->unwatched) {
+		/* polled directly, blocked sends retried every poll; a
+		 * paused connection is not read directly: back to epoll */
+		if (c->rx_paused)
+			plx__tcp_rewatch(c);
+		return;
+	}
 	if (c->fd < 0)
 		return;
 	ev.events = (c->rx_paused ? 0 : EPOLLIN) | (want_out ? EPOLLOUT : 0);
 	epoll_ctl(c->t->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-	c->want_out = want_out;
+}
+
+/* Take a directly polled connection out of the epoll set: data arriving
+ * on a socket in an epoll set pays for the epoll wake-up chain (this set,
+ * then the reactor fd's) on the sender's side of loopback, on every
+ * segment. */
+static void unwatch(struct plx__conn *c)
+{
+	if (c->fd < 0 || epoll_ctl(c->t->epfd, EPOLL_CTL_DEL, c->fd, NULL))
+		return;
+	c->unwatched = true;
+	c->t->nunwatched++;
+}
+
+/* Put it back (before the owner sleeps, when it goes cold or pauses, or
+ * when there are too many connections to poll directly). */
+void plx__tcp_rewatch(struct plx__conn *c)
+{
+	struct epoll_event ev = {.data.ptr = c};
+
+	if (!c->unwatched)
+		return;
+	c->unwatched = false;
+	c->t->nunwatched--;
+	if (c->fd < 0 || c->state == PLX__C_DEAD)
+		return;
+	ev.events = (c->rx_paused ? 0 : EPOLLIN) | (c->want_out ? EPOLLOUT : 0);
+	epoll_ctl(c->t->epfd, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+static void rewatch_all(struct plx__tcp *t)
+{
+	for (struct plx__conn *c = t->conns; c && t->nunwatched; c = c->next)
+		plx__tcp_rewatch(c);
 }
 
 static void on_tick(struct plx_reactor *r, struct plx_timer *tm)
@@ -114,8 +156,19 @@ static int accept_all(struct plx__tcp *t, int lfd, uint32_t budget)
  * still calls epoll_wait() every 16th poll for the rest (listeners, idle
  * striped connections, errors). With many connections epoll_wait() wins
  * and runs every poll.
+ *
+ * Once the owner has polled PLX__TCP_BUSY_POLLS times without arming (it
+ * busy-polls), the connections read directly also leave the epoll set:
+ * a segment arriving on a watched socket runs the epoll wake-up chain
+ * (this set, then the reactor fd's) in the sender's send() on loopback,
+ * which cost about 0.2 us of each one-way trip here. They go back into the
+ * set before the owner sleeps (tcp_arm), when one stops being read
+ * directly (quiet, paused, dead) and when there are too many to poll.
  */
 #define PLX__TCP_DIRECT_MAX 8
+/* polls without plx_reactor_arm() after which the owner is taken to be
+ * busy-polling and hot connections leave the epoll set */
+#define PLX__TCP_BUSY_POLLS 1024
 
 static bool conn_hot(const struct plx__conn *c)
 {
@@ -130,6 +183,7 @@ static bool conn_hot(const struct plx__conn *c)
 static int poll_direct(struct plx__tcp *t, bool *need_epoll)
 {
 	struct plx__conn *c, *next;
+	bool busy = t->npolls - t->arm_poll >= PLX__TCP_BUSY_POLLS;
 	int events = 0;
 
 	for (c = t->conns; c; c = next) {
@@ -149,8 +203,13 @@ static int poll_direct(struct plx__tcp *t, bool *need_epoll)
 				continue;
 			}
 		}
-		if (conn_hot(c))
+		if (conn_hot(c)) {
+			if (busy && !c->unwatched && c->state == PLX__C_UP)
+				unwatch(c);
 			events += plx__conn_rx(c);
+		} else if (c->unwatched && c->state != PLX__C_DEAD) {
+			plx__tcp_rewatch(c);
+		}
 	}
 	return events;
 }
@@ -170,6 +229,8 @@ static int tcp_poll(struct plx_reactor *r, void *ctx, uint32_t budget)
 	if (t->nconns <= PLX__TCP_DIRECT_MAX) {
 		need_epoll = (++t->npolls & 15) == 0;
 		events += poll_direct(t, &need_epoll);
+	} else if (t->nunwatched) {
+		rewatch_all(t);
 	}
 	if (need_epoll)
 		n = epoll_wait(t->epfd, evs, budget < 64 ? (int)budget : 64, 0);
@@ -201,9 +262,13 @@ static int tcp_arm(struct plx_reactor *r, void *ctx)
 	struct plx__tcp *t = ctx;
 
 	(void)r;
-	/* queued frames must leave before the owner sleeps */
+	/* queued frames must leave before the owner sleeps, and every
+	 * connection must be watched by epoll again */
 	if (t->ndirty)
 		plx__tcp_flush_dirty(t);
+	t->arm_poll = t->npolls;
+	if (t->nunwatched)
+		rewatch_all(t);
 	return t->kick || t->ev_pending || t->nreap ? PLX_EBUSY : 0;
 }
 

@@ -32,7 +32,6 @@
 
 #define PLX__TCP_STAGE (16 * 1024) /* receive staging buffer per conn */
 #define PLX__TCP_BIG (8 * 1024)	   /* payloads from here on are "large" */
-#define PLX__TCP_BIG (8 * 1024)	   /* payloads from here on: "large" */
 #define PLX__TCP_CTRL 64	   /* control frames queued per conn */
 #define PLX__TCP_MAX_LISTEN 4
 #define PLX__TCP_IOV 64 /* iovecs per writev */
@@ -166,6 +165,7 @@ struct plx__conn {
 	bool reap;	    /* dead: freed at the end of the socket phase */
 	bool tx_dirty;	    /* frames queued, to flush at the next poll */
 	bool rx_big;	    /* the last payload was large: read headers alone */
+	bool unwatched;	    /* out of the epoll set: polled directly */
 	uint32_t hot_until; /* read directly until this socket-phase count */
 	uint64_t hs_deadline;
 	struct plx__hs hs;
@@ -257,12 +257,14 @@ struct plx__tcp {
 	struct plx__unexp *unexp;
 	uint32_t *slot_free;
 	uint32_t nslot_free;
-	uint32_t paused; /* conns waiting for a receive or a slot */
-	bool kick;	 /* retry paused conns in the next poll */
-	bool ev_pending; /* some endpoint has events to report */
-	uint32_t nreap;	 /* dead conns awaiting free */
-	uint32_t ndirty; /* conns with tx_dirty */
-	uint32_t npolls; /* socket-phase count (direct polling cadence) */
+	uint32_t paused;     /* conns waiting for a receive or a slot */
+	bool kick;	     /* retry paused conns in the next poll */
+	bool ev_pending;     /* some endpoint has events to report */
+	uint32_t nreap;	     /* dead conns awaiting free */
+	uint32_t ndirty;     /* conns with tx_dirty */
+	uint32_t npolls;     /* socket-phase count (direct polling cadence) */
+	uint32_t arm_poll;   /* npolls at the last plx_reactor_arm() */
+	uint32_t nunwatched; /* conns out of the epoll set */
 	/* pieces of split ops */
 	struct plx__op *pieces;
 	uint32_t *piece_free;
@@ -272,6 +274,7 @@ struct plx__tcp {
 /* tcp.c */
 struct plx__tcp *plx__tcp_get(struct plx_reactor *r);
 void plx__tcp_watch(struct plx__conn *c, bool want_out);
+void plx__tcp_rewatch(struct plx__conn *c);
 void plx__tcp_open_stripes(struct plx_ep *ep);
 
 /* conn.c */
