@@ -987,6 +987,42 @@ static void test_reset_mid_write_payload(void)
 	case_end();
 }
 
+/* The target holds a WRITE's ACK back while the next frame is arriving
+ * (docs/tcp.md, "Coalesced acknowledgements"); a peer that then stops in
+ * the middle of that frame must still get the ACK, from the periodic
+ * tick, and the next one once the frame is complete. */
+static void test_held_ack_reaches_stalled_peer(void)
+{
+	uint8_t b[2 * (PLX__WIRE_HDR_MAX + 48)], da[48], db[48];
+	uint64_t seq_a;
+	size_t na, nb, cut;
+
+	case_begin("ACK of a write while the peer stalls mid-frame");
+	evil_handshake();
+	fresh_data(da, 4000, sizeof(da));
+	fresh_data(db, 4100, sizeof(db));
+	na = write_frame(b, 4000, da, sizeof(da));
+	seq_a = E.seq;
+	nb = write_frame(b + na, 4100, db, sizeof(db));
+	/* all of A and the header and part of B's payload, in one send */
+	cut = na + (size_t)plx__wire_hdr_size(PLX__OP_WRITE) + 10;
+	E.mid_frame = 1;
+	EXPECT_OK(evil_send(b, cut));
+	WAIT_FOR(E.acked >= seq_a || E.closed, WAIT_MS);
+	EXPECT_TRUE(!E.closed);
+	EXPECT_U64_EQ(E.acked, seq_a);
+	EXPECT_MEM_EQ(mem + 4000, da, sizeof(da));
+	memcpy(model + 4000, da, sizeof(da));
+	E.mid_frame = 0;
+	EXPECT_OK(evil_send(b + cut, na + nb - cut));
+	WAIT_FOR(E.acked >= E.seq || E.closed, WAIT_MS);
+	EXPECT_TRUE(!E.closed);
+	EXPECT_MEM_EQ(mem + 4100, db, sizeof(db));
+	memcpy(model + 4100, db, sizeof(db));
+	evil_finish(PLX_ECONNRESET);
+	case_end();
+}
+
 /* Valid frames sent in pieces: split at every byte boundary of a small
  * WRITE, then a WRITE, a WRITE_IMM and a READ_REQ one byte at a time. */
 static void test_dribbled_frames_succeed(void)
@@ -1665,6 +1701,7 @@ int main(void)
 	test_truncated_frames();
 	test_reset_mid_write_payload();
 	test_dribbled_frames_succeed();
+	test_held_ack_reaches_stalled_peer();
 	test_resolve_requests();
 	test_refused_accesses_keep_connection();
 	test_slow_reader_does_not_stall_target();

@@ -227,11 +227,17 @@ static ssize_t tx_send(struct plx__conn *c, const struct iovec *iov, int k,
 	return send(c->fd, buf, total, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+static void send_ack(struct plx__conn *c);
+
 int plx__conn_flush(struct plx__conn *c)
 {
 	struct iovec iov[PLX__TCP_IOV];
 	struct msghdr msg = {.msg_iov = iov};
 	ssize_t n;
+
+	/* an ACK held back rides with whatever leaves now */
+	if (c->rx_seq != c->ack_sent && c->txq_head)
+		send_ack(c);
 
 	if (c->tx_dirty) {
 		c->tx_dirty = false;
@@ -364,6 +370,8 @@ static void drain_check(struct plx__conn *c)
 
 	if (c->wait_ack.n || c->wait_read.n || c->txq_head || c->rx_left)
 		return;
+	if (!c->close_sent)
+		send_ack(c); /* one held back leaves before the CLOSE */
 	if (!c->close_sent && !plx__conn_send_ctrl(c, &f, NULL, 0)) {
 		c->close_sent = true;
 		plx__conn_flush(c);
@@ -494,6 +502,7 @@ static int frame_done(struct plx__conn *c)
 	switch (f->opcode) {
 	case PLX__OP_SEND:
 		c->rx_seq++;
+		c->rx_unacked += f->payload_len;
 		if (o) {
 			if (o->cancelled) {
 				plx__op_done(t, o, o->req.status, 0);
@@ -521,6 +530,7 @@ static int frame_done(struct plx__conn *c)
 	case PLX__OP_WRITE:
 	case PLX__OP_WRITE_IMM:
 		c->rx_seq++;
+		c->rx_unacked += f->payload_len;
 		if (c->rx_status) {
 			nack(c, c->rx_seq, c->rx_status);
 			break;
@@ -826,8 +836,23 @@ static void send_ack(struct plx__conn *c)
 	if (c->rx_seq == c->ack_sent || c->state < PLX__C_UP)
 		return;
 	f.seq = c->rx_seq;
-	if (!plx__conn_send_ctrl(c, &f, NULL, 0))
+	if (!plx__conn_send_ctrl(c, &f, NULL, 0)) {
 		c->ack_sent = c->rx_seq;
+		c->rx_unacked = 0;
+	}
+}
+
+/* Send a coalesced ACK still held back (periodic tick). */
+void plx__conn_ack_now(struct plx__conn *c)
+{
+	int rc;
+
+	if (c->rx_seq == c->ack_sent || c->reap || c->want_out)
+		return;
+	send_ack(c);
+	rc = plx__conn_flush(c);
+	if (rc)
+		plx__conn_fail(c, rc);
 }
 
 /* Bytes arrived: the peer is alive, and this connection stays on the
@@ -847,6 +872,9 @@ int plx__conn_rx(struct plx__conn *c)
 	 * syscall to hear EAGAIN (level-triggered epoll, or the next direct
 	 * poll, sees anything that arrives later) */
 	bool drained = false;
+	/* the loop stopped with the socket empty between frames: the peer
+	 * has nothing more in flight to us, so it may wait for our ACK */
+	bool idle = false;
 	uint32_t space;
 
 	for (int round = 0; round < 8 && c->state != PLX__C_DEAD; round++) {
@@ -900,8 +928,10 @@ int plx__conn_rx(struct plx__conn *c)
 				c->rx_end -= c->rx_start;
 				c->rx_start = 0;
 			}
-			if (drained)
+			if (drained) {
+				idle = !c->rx_end;
 				break;
+			}
 			/* after a large frame, read just a header's worth
 			 * into staging, so the next large payload is copied
 			 * by the kernel straight into place, not through here */
@@ -926,11 +956,14 @@ int plx__conn_rx(struct plx__conn *c)
 			continue;
 		if (errno != EAGAIN)
 			rc = errno_status();
+		else
+			idle = c->rx_state == PLX__RX_HDR && !c->rx_end;
 		break;
 	}
 	if (rc == 1) {
 		if (c->state != PLX__C_DEAD)
 			pause_rx(c);
+		idle = true; /* stopped reading: acknowledge what we have */
 		rc = 0;
 	}
 	if (c->state == PLX__C_DEAD)
@@ -939,7 +972,16 @@ int plx__conn_rx(struct plx__conn *c)
 		plx__conn_fail(c, rc);
 		return events + 1;
 	}
-	send_ack(c);
+	/* Coalesced ACK: while more of the peer's data is already here or on
+	 * its way (the read stopped mid-frame or at the round bound), the
+	 * peer is still sending and the ACK waits, up to PLX__TCP_ACK_FRAMES
+	 * frames or PLX__TCP_ACK_BYTES bytes; it leaves at once when the
+	 * socket is empty between frames, so a sender whose window is all in
+	 * flight never waits for it. Each ACK is a small segment that the
+	 * sender's kernel must process against its busy socket. */
+	if (idle || c->rx_seq - c->ack_sent >= PLX__TCP_ACK_FRAMES ||
+	    c->rx_unacked >= PLX__TCP_ACK_BYTES)
+		send_ack(c);
 	/* what this read queued (the ACK, responses) leaves with the next
 	 * submission on this connection, or at the next poll: an echo sent
 	 * from the completion callback then carries the ACK in one syscall */

@@ -116,8 +116,14 @@ static void rewatch_all(struct plx__tcp *t)
 
 static void on_tick(struct plx_reactor *r, struct plx_timer *tm)
 {
+	struct plx__tcp *t = tm->user;
+
 	(void)r;
-	plx__tcp_expire(tm->user, plx__now_coarse());
+	/* an ACK held back for a peer that stopped mid-frame */
+	for (struct plx__conn *c = t->conns; c; c = c->next)
+		if (c->state == PLX__C_UP || c->state == PLX__C_DRAIN)
+			plx__conn_ack_now(c);
+	plx__tcp_expire(t, plx__now_coarse());
 }
 
 static int accept_all(struct plx__tcp *t, int lfd, uint32_t budget)

@@ -30,9 +30,11 @@
 #include "transport/tcp/wire.h"
 #include "transport/transport.h"
 
-#define PLX__TCP_STAGE (16 * 1024) /* receive staging buffer per conn */
-#define PLX__TCP_BIG (8 * 1024)	   /* payloads from here on are "large" */
-#define PLX__TCP_CTRL 64	   /* control frames queued per conn */
+#define PLX__TCP_STAGE (16 * 1024)    /* receive staging buffer per conn */
+#define PLX__TCP_BIG (8 * 1024)	      /* payloads from here on are "large" */
+#define PLX__TCP_CTRL 64	      /* control frames queued per conn */
+#define PLX__TCP_ACK_FRAMES 32	      /* a held-back ACK leaves after ... */
+#define PLX__TCP_ACK_BYTES (4u << 20) /* ... this many frames or bytes */
 #define PLX__TCP_MAX_LISTEN 4
 #define PLX__TCP_IOV 64 /* iovecs per writev */
 
@@ -183,8 +185,9 @@ struct plx__conn {
 	uint8_t name[PLX__WIRE_NAME_MAX]; /* incoming RESOLVE_REQ */
 	uint8_t descbuf[PLX_DESC_BYTES];  /* incoming RESOLVE_RESP */
 	void *rx_poolbuf;		  /* msg_pool buffer being filled */
-	uint64_t rx_seq;   /* acked frames received and processed */
-	uint64_t ack_sent; /* highest cumulative ACK sent */
+	uint64_t rx_seq;     /* acked frames received and processed */
+	uint64_t ack_sent;   /* highest cumulative ACK sent */
+	uint64_t rx_unacked; /* payload bytes received since that ACK */
 	uint64_t last_rx_ns;
 	uint32_t pings_out;
 
@@ -296,6 +299,7 @@ int plx__conn_send_ctrl(struct plx__conn *c, const struct plx__frame *f,
 int plx__conn_rx(struct plx__conn *c);
 int plx__conn_resume(struct plx__conn *c);
 void plx__conn_mark_dirty(struct plx__conn *c);
+void plx__conn_ack_now(struct plx__conn *c);
 void plx__tcp_region_gone(struct plx__tcp *t, uint64_t addr, uint64_t len);
 void plx__tcp_flush_dirty(struct plx__tcp *t);
 void plx__conn_start_handshake(struct plx__conn *c);
