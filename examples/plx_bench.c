@@ -53,8 +53,10 @@
  * effective window is printed, and a capped window equal to one already
  * measured is not measured again.
  * Floor: one socket, one direction (server to client for read), the
- * sender send()s SIZE bytes in a loop, the receiver recv()s into a buffer
- * of max(SIZE, 64 KiB); bytes delivered to the receiver per second.
+ * sender send()s SIZE bytes in a loop, the receiver recv()s the stream
+ * into a buffer of max(SIZE, 64 KiB), each read where the previous one
+ * ended (wrapping at the end), so that it writes as much memory as
+ * pollux's ops do; bytes delivered to the receiver per second.
  *
  * Measurements are repeated in R rounds (default 3) that interleave pollux
  * and the floor (the order alternates per round), so that drift on a
@@ -602,6 +604,21 @@ static size_t stream_cap(size_t size)
 	return cap > g_max ? g_max : cap;
 }
 
+/* One recv() of a stream into the ring buffer [buf, buf + cap): the bytes
+ * go where the next ones belong (*off, wrapping at cap), as a message of
+ * SIZE bytes would land in SIZE bytes of memory, so that the floor touches
+ * the same memory as pollux's ops, not the first chunk of it again and
+ * again. */
+static size_t recv_stream(int fd, uint8_t *buf, size_t cap, size_t *off)
+{
+	size_t k = recv_some(fd, buf + *off, cap - *off);
+
+	*off += k;
+	if (*off == cap)
+		*off = 0;
+	return k;
+}
+
 /* ---- server thread ------------------------------------------------------ */
 
 struct srv {
@@ -622,6 +639,7 @@ struct srv {
 	uint32_t nimm, handled, imm_last;
 	size_t got;	 /* floor ping-pong: request bytes in */
 	size_t tx_off;	 /* floor stream: offset in the current message */
+	size_t rx_off;	 /* floor stream: offset in the receive buffer */
 	uint64_t rx, tx; /* floor stream counters */
 };
 
@@ -719,6 +737,7 @@ static void srv_enter(int mode)
 		break;
 	case M_FLOOR_RX:
 		S.rx = 0;
+		S.rx_off = 0;
 		__atomic_store_n(&g_ctl.rx_bytes, 0, __ATOMIC_RELAXED);
 		break;
 	case M_FLOOR_TX:
@@ -748,7 +767,8 @@ static void srv_leave(void)
 		uint64_t total = g_ctl.tx_total;
 
 		while (S.rx < total)
-			S.rx += recv_some(g_fd_srv, S.rbuf, stream_cap(S.size));
+			S.rx += recv_stream(g_fd_srv, S.rbuf,
+					    stream_cap(S.size), &S.rx_off);
 		break;
 	}
 	case M_FLOOR_TX:
@@ -824,7 +844,8 @@ static void srv_step(void)
 		}
 		break;
 	case M_FLOOR_RX: {
-		size_t k = recv_some(g_fd_srv, S.rbuf, stream_cap(S.size));
+		size_t k = recv_stream(g_fd_srv, S.rbuf, stream_cap(S.size),
+				       &S.rx_off);
 
 		if (k) {
 			S.rx += k;
@@ -1181,7 +1202,7 @@ static double bw_floor(int op, size_t size)
 	uint64_t warm_ns = (uint64_t)(opt.secs * 0.25e9),
 		 dur = (uint64_t)(opt.secs * 1e9);
 	uint64_t start, t0 = 0, t1 = 0, b0 = 0, b1 = 0, tx = 0, last = 0;
-	size_t k, off = 0;
+	size_t k, off = 0, rx_off = 0;
 	int phase = 0;
 
 	if (op == OP_READ) {
@@ -1192,7 +1213,8 @@ static double bw_floor(int op, size_t size)
 		while (phase < 2) {
 			uint64_t now;
 
-			k = recv_some(g_fd_cli, C.rbuf, stream_cap(size));
+			k = recv_stream(g_fd_cli, C.rbuf, stream_cap(size),
+					&rx_off);
 			if (!k)
 				continue;
 			C.rx += k;
