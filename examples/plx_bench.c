@@ -2000,10 +2000,11 @@ int main(int argc, char **argv)
 		if (!plx_rdma_stats(&C.r, &rs) && !plx_rdma_info(&C.r, &ri))
 			fprintf(opt.json ? stderr : stdout,
 				"RDMA: %s, client ops over the QPs: %" PRIu64
-				" (%" PRIu64 " ibv_post_send calls), work "
-				"completion errors: %" PRIu64 "\n",
+				" (%" PRIu64 " ibv_post_send calls, %" PRIu64
+				" WRs inline), work completion errors: %" PRIu64
+				"\n",
 				ri.device, rs.ops_posted, rs.post_calls,
-				rs.wc_errors);
+				rs.inline_wrs, rs.wc_errors);
 	}
 
 	__atomic_store_n(&g_quit, 1, __ATOMIC_RELAXED);

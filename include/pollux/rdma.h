@@ -108,6 +108,8 @@ struct plx_rdma_stats {
 	uint64_t qps_created;	  /* RC QPs created */
 	uint64_t qps_destroyed;	  /* RC QPs destroyed (after their flush) */
 	uint64_t ops_posted;	  /* ops handed to the NIC */
+	uint64_t inline_wrs;	  /* WRs whose bytes went inline (small
+				  * writes, sends, notices, acks) */
 	uint64_t post_calls;	  /* ibv_post_send() calls: a batch of ops
 				  * goes out as one chain per QP */
 	uint64_t wc_errors;	  /* work completions with an error status

@@ -25,9 +25,10 @@
  * that slot as wr_id. The WRs one poll queues on a QP (a batch, acks
  * owed) are posted as one chain with one ibv_post_send(), and only the
  * chain's last WR is signalled: a completion retires every slot up to its
- * own, in order, since an RC QP completes in order. Small writes from
- * unregistered memory are copied into their slot's registered buffer
- * (rather than sent inline: soft-RoCE's inline path is not dependable).
+ * own, in order, since an RC QP completes in order. WRs of at most 64
+ * bytes go inline (IBV_SEND_INLINE) where the QP allows, so small writes
+ * and sends may come from unregistered memory; without inline data they
+ * are copied into their send slot's registered buffer.
  *
  * write_imm = an RDMA write + a SEND "notice" {imm, addr, len, key} on
  * the same QP. The target checks the notice against its registry, calls
@@ -45,14 +46,18 @@
 #include "transport/rdma/rdma_internal.h"
 #include "transport/tcp/tcp_internal.h"
 
-#define RQP_SQ 256 /* send-ring slots per QP */
-#define RQP_RQ 64  /* receives posted per QP (notices and acks) */
-#define RQP_MSG 64 /* bytes per receive buffer */
-#define RQP_SMALL                                                              \
-	64			   /* unregistered writes up to this size are
-			  * copied into their send slot's buffer */
-#define RQP_CHAIN 64		   /* WRs posted with one ibv_post_send() */
-#define RQP_DRAIN_NS 2000000000ull /* longest wait for a flush to finish */
+/* per QP: send-ring slots, receives (notices, acks; sends come into
+ * the receive pool's buffers when there is one), bytes per internal
+ * buffer, unregistered writes copied (or sent inline) up to this size,
+ * WRs per ibv_post_send(), inline bytes asked for */
+#define RQP_SQ 256
+#define RQP_RQ 64
+#define RQP_MSG 64
+#define RQP_SMALL 64
+#define RQP_CHAIN 64
+#define RQP_INLINE 64
+/* longest wait for a retired QP's flush to finish */
+#define RQP_DRAIN_NS 2000000000ull
 
 enum rch_state {
 	CH_IDLE = 0, /* no QPs: connects on next use */
@@ -111,7 +116,8 @@ struct plx__rqp {
 	uint32_t psn;
 	uint32_t sq_head, sq_tail; /* slots posted / retired (free-running) */
 	uint32_t rq_posted;
-	uint32_t nrq; /* receive slots in use */
+	uint32_t nrq;	     /* receive slots in use */
+	uint32_t max_inline; /* inline bytes per WR the QP takes */
 	/* messages received with nowhere to go yet, in arrival order (each
 	 * keeps its receive buffer and its ack) */
 	uint32_t held_head, nheld;
@@ -358,9 +364,17 @@ static struct plx__rqp *qp_new(struct plx__rchan *ch)
 	if (!q->rmr)
 		goto fail;
 	step = "ibv_create_qp";
+	ia.cap.max_inline_data = RQP_INLINE;
 	q->qp = d->ibv->create_qp(d->qp_pd, &ia);
+	if (!q->qp) {
+		/* a provider without inline data: small payloads are copied
+		 * into the send slots' registered buffers instead */
+		ia.cap.max_inline_data = 0;
+		q->qp = d->ibv->create_qp(d->qp_pd, &ia);
+	}
 	if (!q->qp)
 		goto fail;
+	q->max_inline = ia.cap.max_inline_data;
 	d->st.qps_created++;
 	if (plx__random(rnd, sizeof(rnd)))
 		goto fail;
@@ -544,6 +558,22 @@ static struct ibv_send_wr *wr_add(struct plx__rqp *q, struct plx__op *o,
 	return wr;
 }
 
+/* Send @wr's bytes inline (the CPU copies them into the WQE: no DMA read,
+ * no lkey) when they are few enough for the QP. Never for reads. */
+static void inline_if_small(struct plx__rqp *q, struct ibv_send_wr *wr)
+{
+	uint32_t n = 0;
+
+	if (wr->opcode == IBV_WR_RDMA_READ || !q->max_inline)
+		return;
+	for (int i = 0; i < wr->num_sge; i++)
+		n += wr->sg_list[i].length;
+	if (n > q->max_inline)
+		return;
+	wr->send_flags |= IBV_SEND_INLINE;
+	q->d->st.inline_wrs++;
+}
+
 /* Room for @nwr more WRs (plus one slot kept for an ack we may owe)? */
 static bool qp_room(const struct plx__rqp *q, uint32_t nwr)
 {
@@ -641,6 +671,7 @@ static int add_ack(struct plx__rqp *q, int32_t status, uint64_t seq)
 	wr->sg_list->addr = (uintptr_t)msg;
 	wr->sg_list->length = ACK_BYTES;
 	wr->sg_list->lkey = q->rmr->lkey;
+	inline_if_small(q, wr);
 	return 0;
 }
 
@@ -663,11 +694,13 @@ static void add_data(struct plx__rqp *q, struct plx__op *o, uint8_t kind,
 		wr->num_sge = 0;
 	} else if (mr) {
 		wr->sg_list->lkey = mr->lkey;
-	} else {
+	} else if (len > q->max_inline) {
+		/* small and unregistered, no inline: from a copy */
 		memcpy(buf, (const void *)(uintptr_t)local, len);
 		wr->sg_list->addr = (uintptr_t)buf;
 		wr->sg_list->lkey = q->rmr->lkey;
 	}
+	inline_if_small(q, wr);
 }
 
 /* The notice SEND that follows a write_imm's data on the same QP. */
@@ -688,6 +721,7 @@ static void add_notice(struct plx__rqp *q, struct plx__op *o)
 	wr->sg_list->addr = (uintptr_t)msg;
 	wr->sg_list->length = NOTICE_BYTES;
 	wr->sg_list->lkey = q->rmr->lkey;
+	inline_if_small(q, wr);
 	plx__oplist_push(&q->imm_wait, o);
 }
 
@@ -731,6 +765,7 @@ static void add_send(struct plx__rqp *q, struct plx__op *o,
 		wr->sg_list[0].length = (uint32_t)o->len + TRAILER;
 		wr->sg_list[0].lkey = q->rmr->lkey;
 	}
+	inline_if_small(q, wr);
 	plx__oplist_push(&q->imm_wait, o);
 }
 
