@@ -75,8 +75,9 @@ struct plx__reactor {
 	bool in_poll;
 	uint64_t tfd_deadline; /* deadline programmed into tfd, 0: none */
 	uint64_t coarse_res;   /* resolution of plx__now_coarse() */
-	bool timer_soon;       /* a timer due within coarse_res was started:
-				* the next poll reads the precise clock */
+	bool timer_soon;       /* a timer due within coarse_res was started,
+				* or the owner slept: the next poll's timer
+				* phase reads the precise clock */
 	struct plx_reactor_config cfg;
 	uint64_t epoch;
 	void *heap; /* mi_heap_t */
@@ -86,6 +87,7 @@ struct plx__reactor {
 	struct plx__registry regs;
 	struct plx__transport_slot transports[PLX__MAX_TRANSPORTS];
 	uint32_t ntransports;
+	uint32_t npolled; /* the first npolled slots have a poll() */
 
 	struct plx_reactor_stats st;
 };

@@ -269,6 +269,7 @@ PLX_API int plx_reactor_fini(struct plx_reactor *r)
 			ops->fini(r, x->transports[i].ctx);
 	}
 	x->ntransports = 0;
+	x->npolled = 0;
 	fds_close(x);
 	plx__registry_fini(x);
 	plx__timers_fini(x);
@@ -284,18 +285,23 @@ int plx__reactor_add_transport(struct plx_reactor *r,
 	uint32_t i;
 
 	PLX__ASSERT_OWNER(x);
-	if (!ops || !ops->poll || ops->phase >= PLX__PHASE_COUNT)
+	if (!ops || ops->phase >= PLX__PHASE_COUNT)
 		return PLX_EINVAL;
 	for (i = 0; i < x->ntransports; i++)
 		if (x->transports[i].ops == ops)
 			return PLX_EEXIST;
 	if (x->ntransports == PLX__MAX_TRANSPORTS)
 		return PLX_ENOSPC;
-	/* keep the slots sorted by phase: poll walks them once, in order */
+	/* keep the slots sorted: the polled ones first, by phase (poll
+	 * walks them once, in order), then those with nothing to poll */
 	i = x->ntransports;
-	while (i > 0 && x->transports[i - 1].ops->phase > ops->phase) {
-		x->transports[i] = x->transports[i - 1];
-		i--;
+	if (ops->poll) {
+		i = x->npolled;
+		while (i > 0 && x->transports[i - 1].ops->phase > ops->phase)
+			i--;
+		memmove(&x->transports[i + 1], &x->transports[i],
+			(x->ntransports - i) * sizeof(x->transports[0]));
+		x->npolled++;
 	}
 	x->transports[i].ops = ops;
 	x->transports[i].ctx = ctx;
@@ -334,6 +340,10 @@ static void disarm(struct plx__reactor *x)
 
 	x->armed = false;
 	plx__store_relaxed(&x->sleeping, 0);
+	/* after a sleep the coarse clock may lag by more than its
+	 * resolution (its tick comes late too): the timer phase of this
+	 * poll reads the precise clock, so a timer that woke us fires */
+	x->timer_soon = true;
 	n = epoll_wait(x->epfd, evs, 8, 0);
 	for (int i = 0; i < n; i++) {
 		switch (evs[i].data.u64) {
@@ -370,7 +380,7 @@ static int poll_transports(struct plx_reactor *r, struct plx__reactor *x)
 {
 	int n = 0;
 
-	for (uint32_t i = 0; i < x->ntransports; i++) {
+	for (uint32_t i = 0; i < x->npolled; i++) {
 		const struct plx__transport_ops *ops = x->transports[i].ops;
 		int rc = ops->poll(r, x->transports[i].ctx, x->cfg.max_batch);
 
@@ -392,7 +402,7 @@ PLX_API int plx_reactor_poll(struct plx_reactor *r)
 	/* phase 1: request rings */
 	n = drain_ring(r, x);
 	/* phases 2-4: CQs, sockets, CUDA events (slots sorted by phase) */
-	if (x->ntransports)
+	if (x->npolled)
 		n += poll_transports(r, x);
 	/* phase 5: timers. The precise clock is read only when the coarse
 	 * one (a few ns) says the earliest deadline may have passed. */
