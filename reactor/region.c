@@ -224,7 +224,12 @@ static int register_owner(struct plx_reactor *r, struct plx_region *reg,
 	g->v[i].reg = reg;
 	g->n++;
 	x->st.regions++;
-	/* per-transport state (an RDMA MR); a refusal undoes it all */
+	/* what kind of memory it is (CUDA device memory?), then the
+	 * per-transport state (an RDMA MR); a refusal undoes it all */
+	for (uint32_t k = 0; k < x->ntransports; k++)
+		if (x->transports[k].ops->region_classify)
+			x->transports[k].ops->region_classify(
+				r, x->transports[k].ctx, reg);
 	for (uint32_t k = 0; k < x->ntransports; k++) {
 		const struct plx__transport_ops *ops = x->transports[k].ops;
 

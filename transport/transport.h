@@ -38,7 +38,8 @@ enum plx__phase {
 struct plx__transport_ops {
 	const char *name;
 	enum plx__phase phase;
-	/* Handle at most @budget events; return how many (>= 0). */
+	/* Handle at most @budget events; return how many (>= 0). May be
+	 * NULL: nothing to poll (the transport only has hooks). */
 	int (*poll)(struct plx_reactor *r, void *ctx, uint32_t budget);
 	/* Return 0 when armed, PLX_EBUSY when work is pending. May be NULL. */
 	int (*arm)(struct plx_reactor *r, void *ctx);
@@ -69,10 +70,16 @@ struct plx__transport_ops {
 			  uint32_t access, void **state);
 	/* Any thread: free a region_pin() state nobody adopted. */
 	void (*region_unpin)(void *ctx, void *state);
+	/* Owner thread, before every transport's region_add(): say what
+	 * kind of memory @reg is (the CUDA transport sets PLX_HINT_CUDA),
+	 * so that the others can decide. Cannot fail. May be NULL. */
+	void (*region_classify)(struct plx_reactor *r, void *ctx,
+				struct plx_region *reg);
 };
 
 /* Slots of struct plx_region's plx_transport[]. */
-#define PLX__TSLOT_RDMA 0
+#define PLX__TSLOT_RDMA 0 /* struct ibv_mr * */
+#define PLX__TSLOT_CUDA 1 /* device ordinal + 1, for device memory */
 
 /*
  * plx__reactor_add_transport() - attach @ops/@ctx to @r (owner thread).

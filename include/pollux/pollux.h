@@ -3,6 +3,7 @@
 #ifndef POLLUX_POLLUX_H
 #define POLLUX_POLLUX_H
 
+#include "pollux/cuda.h"
 #include "pollux/ep.h"
 #include "pollux/export.h"
 #include "pollux/mem.h"

@@ -303,6 +303,12 @@ static int rdma_region_add(struct plx_reactor *r, void *ctx,
 
 	(void)r;
 	reg->plx_transport[PLX__TSLOT_RDMA] = NULL;
+	if (reg->plx_hints & PLX_HINT_CUDA) {
+		/* device memory: no GPUDirect registration yet
+		 * (docs/cuda.md); the region stays without an rkey */
+		rdma_region_unpin(d, mr);
+		return 0;
+	}
 	if (d->nmrs == d->cap_mrs) {
 		uint32_t cap = d->cap_mrs ? 2 * d->cap_mrs : 16;
 		struct plx__rmr *v = plx__alloc(d->x, cap * sizeof(*v));

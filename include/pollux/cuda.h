@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pollux CUDA support (the CUDA runtime, loaded at run time).
+ *
+ * plx_cuda_init() attaches the CUDA transport to a reactor: it loads
+ * libcudart, checks that a device is there, and from then on tells which
+ * registered regions are CUDA device memory (pointer attributes, asked
+ * once per registration, never per op): their descriptors carry
+ * PLX_HINT_CUDA. Where the runtime, a driver or a device is missing,
+ * plx_cuda_init() returns PLX_EUNAVAIL, says why through the log
+ * callback, and the reactor keeps working without it.
+ *
+ * This is the first step of the CUDA support (docs/cuda.md): the staging
+ * of device buffers through pinned bounce buffers, GPUDirect RDMA
+ * registration and ops on device memory are not there yet.
+ */
+#ifndef POLLUX_CUDA_H
+#define POLLUX_CUDA_H
+
+#include <stdint.h>
+
+#include "pollux/export.h"
+#include "pollux/reactor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* CUDA transport configuration. Fill with plx_cuda_config_init() first. */
+struct plx_cuda_config {
+	const char *library; /* the CUDA runtime to load, or NULL:
+			      * libcudart.so.13, .12, then libcudart.so;
+			      * read only during plx_cuda_init() */
+	int device;	     /* device ordinal the transport uses; 0 */
+};
+
+/* plx_cuda_config_init() - defaults (documented per field). Any thread. */
+PLX_API void plx_cuda_config_init(struct plx_cuda_config *cfg);
+
+/*
+ * plx_cuda_init() - attach the CUDA transport to @r. @cfg may be NULL
+ * (defaults); it is copied. Regions registered before stay unclassified
+ * (host memory): attach before registering device memory.
+ * Return: 0; PLX_EUNAVAIL (the runtime or one of its symbols missing, no
+ * driver, or no device: the reason goes to the log callback); PLX_ENODEV
+ * (@cfg->device is not a device ordinal); PLX_EINVAL; PLX_EEXIST
+ * (already attached); PLX_ENOMEM; PLX_ECUDA (another CUDA error: see
+ * plx_cuda_info()). On failure nothing is left attached.
+ * Thread context: owner thread. The caller's current CUDA device is the
+ * same before and after the call. Detached by plx_reactor_fini().
+ */
+PLX_API int plx_cuda_init(struct plx_reactor *r,
+			  const struct plx_cuda_config *cfg);
+
+/* What plx_cuda_init() found. */
+struct plx_cuda_info {
+	char library[64];    /* the runtime loaded (its file name) */
+	int runtime_version; /* cudaRuntimeGetVersion(), e.g. 13000 */
+	int driver_version;  /* cudaDriverGetVersion() (0: no driver) */
+	int device_count;    /* devices the runtime sees */
+	int device;	     /* the ordinal in use */
+	int last_error;	     /* the last cudaError_t the transport got
+			      * (0: none): the original behind a PLX_E* */
+};
+
+/*
+ * plx_cuda_info() - copy what plx_cuda_init() found into @out.
+ * Return: 0; PLX_EUNAVAIL (not attached). Thread context: owner thread.
+ */
+PLX_API int plx_cuda_info(struct plx_reactor *r, struct plx_cuda_info *out);
+
+/*
+ * plx_cuda_probe() - without attaching anything: can the runtime be
+ * loaded and does it see a device? @why_out (may be NULL): a static text
+ * saying what is missing. @library: as plx_cuda_config.library.
+ * Return: 0 (usable); PLX_EUNAVAIL. Thread context: any thread.
+ */
+PLX_API int plx_cuda_probe(const char *library, const char **why_out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POLLUX_CUDA_H */

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CUDA transport, first step: the runtime loaded at run time, the device
+ * checked, and registered regions classified as CUDA device memory once,
+ * at registration (docs/cuda.md). The reactor's CUDA phase has nothing to
+ * poll yet: staging comes next.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "reactor/internal.h"
+#include "transport/cuda/cuda_internal.h"
+#include "transport/transport.h"
+
+static const struct plx__transport_ops cuda_ops;
+
+static struct plx__cuda *cuda_get(struct plx_reactor *r)
+{
+	struct plx__reactor *x = plx__r(r);
+
+	for (uint32_t i = 0; i < x->ntransports; i++)
+		if (x->transports[i].ops == &cuda_ops)
+			return x->transports[i].ctx;
+	return NULL;
+}
+
+void plx_cuda_config_init(struct plx_cuda_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->library = NULL;
+	cfg->device = 0;
+}
+
+/* A CUDA error: kept for plx_cuda_info(), mapped to a PLX_E*. */
+static int cuda_err(struct plx__cuda *c, cudaError_t e)
+{
+	if (e != cudaSuccess)
+		c->info.last_error = (int)e;
+	return plx__cuda_status(e);
+}
+
+/*
+ * Is @reg device memory? Asked once, here, and kept in the region (its
+ * hint and transport slot), so that no op ever asks again. Host memory
+ * the runtime does not know answers cudaMemoryTypeUnregistered (or, from
+ * older runtimes, cudaErrorInvalidValue, which is cleared).
+ */
+static void cuda_region_classify(struct plx_reactor *r, void *ctx,
+				 struct plx_region *reg)
+{
+	struct plx__cuda *c = ctx;
+	struct cudaPointerAttributes a;
+	cudaError_t e;
+
+	(void)r;
+	memset(&a, 0, sizeof(a));
+	c->attr_calls++;
+	e = c->rt->PointerGetAttributes(&a,
+					(const void *)(uintptr_t)reg->plx_addr);
+	if (e != cudaSuccess) {
+		c->rt->GetLastError(); /* not sticky: clear it */
+		return;
+	}
+	if (a.type == cudaMemoryTypeDevice) {
+		reg->plx_hints |= PLX_HINT_CUDA;
+		reg->plx_transport[PLX__TSLOT_CUDA] =
+			(void *)(uintptr_t)(a.device + 1);
+	}
+}
+
+static void cuda_fini(struct plx_reactor *r, void *ctx)
+{
+	struct plx__cuda *c = ctx;
+
+	(void)r;
+	plx__free(c->x, c);
+}
+
+static const struct plx__transport_ops cuda_ops = {
+	.name = "cuda",
+	.phase = PLX__PHASE_CUDA,
+	.fini = cuda_fini,
+	.region_classify = cuda_region_classify,
+};
+
+/* Load the runtime and count devices. */
+static int probe(const char *library, const struct plx__cudart **rt, int *count,
+		 cudaError_t *err, const char **why)
+{
+	int rc = plx__cudart_load(library, rt, why);
+
+	if (rc)
+		return rc;
+	*count = 0;
+	*err = (*rt)->GetDeviceCount(count);
+	if (*err != cudaSuccess || *count <= 0) {
+		(*rt)->GetLastError();
+		*why = *err == cudaErrorInsufficientDriver ?
+			       "no CUDA driver (or one older than the runtime)" :
+		       *err == cudaErrorNoDevice || *count <= 0 ?
+			       "no CUDA device" :
+			       "the CUDA runtime failed to initialise";
+		return PLX_EUNAVAIL;
+	}
+	return 0;
+}
+
+int plx_cuda_probe(const char *library, const char **why_out)
+{
+	const struct plx__cudart *rt;
+	const char *why = NULL;
+	cudaError_t err = cudaSuccess;
+	int n, rc = probe(library, &rt, &n, &err, &why);
+
+	if (why_out)
+		*why_out = rc ? why : NULL;
+	return rc;
+}
+
+int plx_cuda_init(struct plx_reactor *r, const struct plx_cuda_config *cfg)
+{
+	struct plx__reactor *x = plx__r(r);
+	const struct plx__cudart *rt;
+	const char *why = NULL;
+	cudaError_t err = cudaSuccess;
+	struct plx__cuda *c;
+	int rc, n;
+
+	PLX__ASSERT_OWNER(x);
+	if (cuda_get(r))
+		return PLX_EEXIST;
+	if (cfg && cfg->device < 0)
+		return PLX_EINVAL;
+	rc = probe(cfg ? cfg->library : NULL, &rt, &n, &err, &why);
+	if (rc) {
+		plx__log(x, PLX_LOG_WARN, "cuda: unavailable: %s%s%s", why,
+			 err != cudaSuccess && rt ? " : " : "",
+			 err != cudaSuccess && rt ? rt->GetErrorName(err) : "");
+		return rc;
+	}
+	if (cfg && cfg->device >= n)
+		return PLX_ENODEV;
+	c = plx__zalloc(x, sizeof(*c));
+	if (!c)
+		return PLX_ENOMEM;
+	c->x = x;
+	c->rt = rt;
+	if (cfg)
+		c->cfg = *cfg;
+	else
+		plx_cuda_config_init(&c->cfg);
+	c->cfg.library = NULL; /* the caller's string is not kept */
+	snprintf(c->info.library, sizeof(c->info.library), "%s", rt->name);
+	c->info.device_count = n;
+	c->info.device = c->cfg.device;
+	cuda_err(c, rt->RuntimeGetVersion(&c->info.runtime_version));
+	cuda_err(c, rt->DriverGetVersion(&c->info.driver_version));
+	rc = plx__reactor_add_transport(r, &cuda_ops, c);
+	if (rc) {
+		plx__free(x, c);
+		return rc;
+	}
+	plx__log(x, PLX_LOG_INFO,
+		 "cuda: %s, runtime %d, driver %d, %d device(s), using %d",
+		 c->info.library, c->info.runtime_version,
+		 c->info.driver_version, n, c->info.device);
+	return 0;
+}
+
+int plx_cuda_info(struct plx_reactor *r, struct plx_cuda_info *out)
+{
+	struct plx__cuda *c;
+
+	PLX__ASSERT_OWNER(plx__r(r));
+	c = cuda_get(r);
+	if (!c)
+		return PLX_EUNAVAIL;
+	*out = c->info;
+	return 0;
+}

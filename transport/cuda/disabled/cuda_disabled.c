@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The public CUDA calls in a build without the CUDA support
+ * (PLX_WITH_CUDA=OFF, or no toolkit headers at build time): unavailable,
+ * exactly as on a host without the CUDA runtime.
+ */
+#include <string.h>
+
+#include "pollux/cuda.h"
+#include "reactor/internal.h"
+
+void plx_cuda_config_init(struct plx_cuda_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+int plx_cuda_probe(const char *library, const char **why_out)
+{
+	(void)library;
+	if (why_out)
+		*why_out = "pollux was built without CUDA support";
+	return PLX_EUNAVAIL;
+}
+
+int plx_cuda_init(struct plx_reactor *r, const struct plx_cuda_config *cfg)
+{
+	if (cfg && cfg->device < 0)
+		return PLX_EINVAL;
+	plx__log(plx__r(r), PLX_LOG_WARN,
+		 "cuda: unavailable: pollux was built without CUDA support");
+	return PLX_EUNAVAIL;
+}
+
+int plx_cuda_info(struct plx_reactor *r, struct plx_cuda_info *out)
+{
+	(void)r;
+	(void)out;
+	return PLX_EUNAVAIL;
+}
