@@ -88,6 +88,9 @@ struct plx__reactor {
 	struct plx__transport_slot transports[PLX__MAX_TRANSPORTS];
 	uint32_t ntransports;
 	uint32_t npolled; /* the first npolled slots have a poll() */
+	/* registered regions that are CUDA device memory (the CUDA
+	 * transport keeps them): ops check their buffers only when > 0 */
+	uint32_t ndevice_regions;
 
 	struct plx_reactor_stats st;
 };

@@ -8,7 +8,10 @@
  * versions, device count, a bad ordinal, no device, a missing library;
  * registered regions classified once each (device memory gets
  * PLX_HINT_CUDA, host memory not; descriptors and lookups never ask the
- * runtime again); the caller's current device untouched.
+ * runtime again); the caller's current device untouched; ops whose
+ * local buffer is device memory refused with PLX_ENOTSUP (no staging
+ * yet), from the owner thread and through the request ring, while host
+ * buffers work.
  */
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -16,9 +19,8 @@
 
 #include <cuda_runtime_api.h>
 
-#include "harness.h"
 #include "pollux/cuda.h"
-#include "pollux/pollux.h"
+#include "tcp_pair.h"
 
 static char last_log[256];
 
@@ -158,9 +160,84 @@ static void test_fake_runtime(void)
 	unsetenv("PLX_FAKE_CUDA_DEVICES");
 }
 
+/* Until staging exists, no op may hand device memory to the CPU. */
+static void test_ops_refuse_device_memory(void)
+{
+	static struct side A, B;
+	struct plx_cuda_config cfg;
+	struct plx_region dreg, hreg, preg;
+	struct plx_desc bd;
+	struct plx_ep *ep;
+	struct tracked t;
+	void *h = dlopen(FAKE_CUDART, RTLD_NOW | RTLD_LOCAL);
+	void *(*fake_alloc)(size_t);
+	void (*fake_free)(void *);
+	static char host[8192], peer[8192];
+	uint8_t *dev;
+
+	EXPECT_TRUE(h != NULL);
+	*(void **)&fake_alloc = dlsym(h, "fakecuda_alloc");
+	*(void **)&fake_free = dlsym(h, "fakecuda_free");
+	side_init(&A, "127.0.0.1", NULL, NULL);
+	side_init(&B, NULL, NULL, NULL);
+	plx_cuda_config_init(&cfg);
+	cfg.library = FAKE_CUDART;
+	EXPECT_OK(plx_cuda_init(&A.r, &cfg));
+	dev = fake_alloc(8192);
+	EXPECT_TRUE(dev != NULL);
+	EXPECT_OK(plx_mem_register(&A.r, &dreg, dev, 8192, PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_register(&A.r, &hreg, host, sizeof(host),
+				   PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_register(&B.r, &preg, peer, sizeof(peer),
+				   PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_desc(&B.r, &preg, &bd));
+	EXPECT_OK(plx_tcp_connect(&B.r, "127.0.0.1", A.port, &ep));
+	EXPECT_TRUE(pair_wait_event(&A, &B, &A, PLX_EP_ACCEPTED, 5000));
+	ep = A.accepted;
+
+	tracked_init(&t);
+	EXPECT_STATUS(plx_ep_write(ep, &t.op, dev + 100, 64, &bd, 0),
+		      PLX_ENOTSUP);
+	EXPECT_STATUS(plx_ep_send(ep, &t.op, dev, 16, 1), PLX_ENOTSUP);
+	EXPECT_STATUS(plx_ep_recv(ep, &t.op, dev + 4000, 100, 0, 0),
+		      PLX_ENOTSUP);
+	EXPECT_STATUS(plx_ep_read(ep, &t.op, dev, 64, &bd, 0), PLX_ENOTSUP);
+	/* a buffer that only overlaps the device region's start */
+	EXPECT_STATUS(plx_ep_write(ep, &t.op, dev - 32, 64, &bd, 0),
+		      PLX_ENOTSUP);
+	EXPECT_EQ(t.done, 0);
+	/* the request-ring path completes the op with it */
+	plx_op_init(&t.op, NULL, NULL);
+	EXPECT_OK(plx_ep_write_mt(ep, &t.op, dev, 64, &bd, 0));
+	for (int i = 0; i < 10 && !plx_req_test_mt(&t.op.req); i++)
+		pair_poll(&A, &B);
+	EXPECT_TRUE(plx_req_test_mt(&t.op.req));
+	EXPECT_STATUS(t.op.req.status, PLX_ENOTSUP);
+	/* host memory works */
+	memset(host, 0x5c, 64);
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(ep, &t.op, host, 64, &bd, 128));
+	pair_until(&A, &B, &t.done, 5000);
+	EXPECT_OK(t.status);
+	EXPECT_MEM_EQ(peer + 128, host, 64);
+	/* deregistered: no longer known as device memory (the double's
+	 * "device memory" is host memory, so the write goes through) */
+	EXPECT_OK(plx_mem_deregister(&A.r, &dreg));
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(ep, &t.op, dev, 64, &bd, 0));
+	pair_until(&A, &B, &t.done, 5000);
+	EXPECT_OK(t.status);
+	EXPECT_OK(plx_mem_deregister(&A.r, &hreg));
+	EXPECT_OK(plx_mem_deregister(&B.r, &preg));
+	side_fini(&B, &A);
+	side_fini(&A, NULL);
+	fake_free(dev);
+}
+
 int main(void)
 {
 	test_real_runtime();
 	test_fake_runtime();
+	test_ops_refuse_device_memory();
 	return 0;
 }

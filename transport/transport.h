@@ -77,6 +77,14 @@ struct plx__transport_ops {
 				struct plx_region *reg);
 };
 
+/*
+ * plx__cuda_local_check() - ops must not hand CUDA device memory to the
+ * CPU (no staging yet): PLX_ENOTSUP when [@p, @p + @len) overlaps a
+ * registered device region, else 0. Owner thread; call only when the
+ * reactor's ndevice_regions is not 0. (transport/cuda/.)
+ */
+int plx__cuda_local_check(struct plx_reactor *r, const void *p, uint64_t len);
+
 /* Slots of struct plx_region's plx_transport[]. */
 #define PLX__TSLOT_RDMA 0 /* struct ibv_mr * */
 #define PLX__TSLOT_CUDA 1 /* device ordinal + 1, for device memory */

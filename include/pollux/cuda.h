@@ -12,7 +12,8 @@
  *
  * This is the first step of the CUDA support (docs/cuda.md): the staging
  * of device buffers through pinned bounce buffers, GPUDirect RDMA
- * registration and ops on device memory are not there yet.
+ * registration and ops on device memory are not there yet; an op whose
+ * local buffer is registered device memory fails with PLX_ENOTSUP.
  */
 #ifndef POLLUX_CUDA_H
 #define POLLUX_CUDA_H

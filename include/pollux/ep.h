@@ -22,7 +22,9 @@
  * (the op's timeout passed), PLX_ECANCELED (plx_op_cancel or endpoint
  * close), PLX_ECONNRESET (peer restarted or connection lost), PLX_EFAULT /
  * PLX_EACCES / PLX_EKEYREJECTED (the target refused the remote range),
- * PLX_EMSGSIZE (a received message did not fit the posted buffer).
+ * PLX_EMSGSIZE (a received message did not fit the posted buffer),
+ * PLX_ENOTSUP (the op's local buffer is registered CUDA device memory:
+ * not supported yet, docs/cuda.md; also returned at submission).
  * After a failure the target memory of a write may hold some of the data.
  *
  * Buffers: the source of send/write/write_imm and the destination of

@@ -68,11 +68,92 @@ static void cuda_region_classify(struct plx_reactor *r, void *ctx,
 	}
 }
 
+/* Keep device regions in an address-sorted table, so that an op can be
+ * told its buffer is device memory in O(log n). */
+static int cuda_region_add(struct plx_reactor *r, void *ctx,
+			   struct plx_region *reg)
+{
+	struct plx__cuda *c = ctx;
+	uint32_t i = 0;
+
+	(void)r;
+	if (!(reg->plx_hints & PLX_HINT_CUDA))
+		return 0;
+	if (c->ndregs == c->cap_dregs) {
+		uint32_t cap = c->cap_dregs ? 2 * c->cap_dregs : 16;
+		struct plx__dreg *v = plx__alloc(c->x, cap * sizeof(*v));
+
+		if (!v)
+			return PLX_ENOMEM;
+		if (c->ndregs)
+			memcpy(v, c->dregs, c->ndregs * sizeof(*v));
+		plx__free(c->x, c->dregs);
+		c->dregs = v;
+		c->cap_dregs = cap;
+	}
+	while (i < c->ndregs && c->dregs[i].addr <= reg->plx_addr)
+		i++;
+	memmove(&c->dregs[i + 1], &c->dregs[i],
+		(c->ndregs - i) * sizeof(c->dregs[0]));
+	c->dregs[i].addr = reg->plx_addr;
+	c->dregs[i].end = reg->plx_addr + reg->plx_len;
+	c->dregs[i].reg = reg;
+	c->ndregs++;
+	c->x->ndevice_regions = c->ndregs;
+	return 0;
+}
+
+static void cuda_region_del(struct plx_reactor *r, void *ctx,
+			    struct plx_region *reg)
+{
+	struct plx__cuda *c = ctx;
+
+	(void)r;
+	for (uint32_t i = 0; i < c->ndregs; i++)
+		if (c->dregs[i].reg == reg) {
+			memmove(&c->dregs[i], &c->dregs[i + 1],
+				(c->ndregs - i - 1) * sizeof(c->dregs[0]));
+			c->ndregs--;
+			break;
+		}
+	c->x->ndevice_regions = c->ndregs;
+}
+
+static struct plx__cuda *cuda_get(struct plx_reactor *r);
+
+int plx__cuda_local_check(struct plx_reactor *r, const void *p, uint64_t len)
+{
+	struct plx__cuda *c = cuda_get(r);
+	uint64_t a = (uint64_t)(uintptr_t)p, e = a + (len ? len : 1);
+
+	uint32_t lo = 0, hi;
+
+	if (!c || !p)
+		return 0;
+	/* the regions starting below @e, nearest first (binary search);
+	 * overlapping device registrations are rare: a few deep */
+	hi = c->ndregs;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (c->dregs[mid].addr < e)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (uint32_t k = 0; k < 8 && lo > 0; k++)
+		if (a < c->dregs[--lo].end)
+			return PLX_ENOTSUP;
+	return 0;
+}
+
 static void cuda_fini(struct plx_reactor *r, void *ctx)
 {
 	struct plx__cuda *c = ctx;
 
 	(void)r;
+	c->x->ndevice_regions = 0;
+	plx__free(c->x, c->dregs);
 	plx__free(c->x, c);
 }
 
@@ -81,6 +162,8 @@ static const struct plx__transport_ops cuda_ops = {
 	.phase = PLX__PHASE_CUDA,
 	.fini = cuda_fini,
 	.region_classify = cuda_region_classify,
+	.region_add = cuda_region_add,
+	.region_del = cuda_region_del,
 };
 
 /* Load the runtime and count devices. */

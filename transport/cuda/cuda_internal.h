@@ -14,6 +14,12 @@ struct plx__cuda {
 	struct plx_cuda_config cfg;
 	struct plx_cuda_info info;
 	uint64_t attr_calls; /* cudaPointerGetAttributes() calls made */
+	/* registered device regions, [addr, end), sorted by addr */
+	struct plx__dreg {
+		uint64_t addr, end;
+		const struct plx_region *reg;
+	} * dregs;
+	uint32_t ndregs, cap_dregs;
 };
 
 #endif /* PLX_CUDA_INTERNAL_H */

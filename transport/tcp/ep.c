@@ -815,11 +815,26 @@ static int op_begin(struct plx_ep **epp, struct plx_op *op)
 
 /* Start @o on @ep. @begun: the request was already marked in flight (an
  * _mt submission drained from the ring). */
+/* CUDA device memory must not reach the CPU's copies and syscalls (no
+ * staging yet): refused when the op's local buffer lies in a registered
+ * device region. Free unless such regions exist. */
+static int local_ok(const struct plx__tcp *t, const struct plx__op *o)
+{
+	const void *p;
+
+	if (PLX__LIKELY(!plx__r(t->r)->ndevice_regions))
+		return 0;
+	p = o->kind == PLX__K_RECV || o->kind == PLX__K_READ ? o->dst : o->src;
+	return plx__cuda_local_check(t->r, p, o->len);
+}
+
 static int op_start_as(struct plx_ep *ep, struct plx__op *o, bool begun)
 {
 	struct plx__tcp *t = ep->t;
-	int rc = begun ? 0 : plx__req_begin(t->r, &o->req);
+	int rc = local_ok(t, o);
 
+	if (!rc && !begun)
+		rc = plx__req_begin(t->r, &o->req);
 	if (rc)
 		return rc;
 	o->ep = ep;
@@ -969,6 +984,9 @@ PLX_API int plx_ep_recv(struct plx_ep *ep, struct plx_op *op, void *buf,
 	o->mask = mask;
 	if (!pp)
 		return op_start(ep, o);
+	rc = local_ok(ep->t, o);
+	if (rc)
+		return rc;
 	rc = plx__req_begin(ep->t->r, &o->req);
 	if (rc)
 		return rc;
@@ -1268,12 +1286,16 @@ static int mt_start(struct plx_reactor *r, struct plx_req *req)
 	struct plx__op *o = (struct plx__op *)(void *)req;
 	struct plx_ep *ep = o->ep->canon;
 	struct plx__unexp **pp;
+	int rc;
 
 	(void)r;
 	o->ep = NULL;
 	if (ep->closing)
 		return PLX_ESHUTDOWN;
 	if (o->kind == PLX__K_RECV) {
+		rc = local_ok(ep->t, o);
+		if (rc)
+			return rc;
 		if (ep->posted.n >= ep->t->cfg.max_recvs)
 			return PLX_EAGAIN;
 		pp = ep->posted.n ? NULL : unexp_find(ep, o->tag, o->mask);
@@ -1289,8 +1311,8 @@ static int mt_start(struct plx_reactor *r, struct plx_req *req)
 	}
 	if (!ep->conn && !ep_connecting(ep))
 		return PLX_ENOTCONN;
-	op_start_as(ep, o, true);
-	return PLX_EINPROGRESS;
+	rc = op_start_as(ep, o, true);
+	return rc ? rc : PLX_EINPROGRESS;
 }
 
 static int mt_submit(struct plx_ep *ep, struct plx_op *op, uint8_t kind)

@@ -8,6 +8,7 @@
 
 #include "pollux/cuda.h"
 #include "reactor/internal.h"
+#include "transport/transport.h"
 
 void plx_cuda_config_init(struct plx_cuda_config *cfg)
 {
@@ -36,4 +37,12 @@ int plx_cuda_info(struct plx_reactor *r, struct plx_cuda_info *out)
 	(void)r;
 	(void)out;
 	return PLX_EUNAVAIL;
+}
+
+int plx__cuda_local_check(struct plx_reactor *r, const void *p, uint64_t len)
+{
+	(void)r;
+	(void)p;
+	(void)len;
+	return 0; /* no CUDA transport: no device regions */
 }
