@@ -278,6 +278,17 @@ PLX_API int plx_reactor_fini(struct plx_reactor *r)
 	return 0;
 }
 
+void *plx__reactor_transport(struct plx_reactor *r,
+			     const struct plx__transport_ops *ops)
+{
+	struct plx__reactor *x = plx__r(r);
+
+	for (uint32_t i = 0; i < x->ntransports; i++)
+		if (x->transports[i].ops == ops)
+			return x->transports[i].ctx;
+	return NULL;
+}
+
 int plx__reactor_add_transport(struct plx_reactor *r,
 			       const struct plx__transport_ops *ops, void *ctx)
 {
@@ -287,9 +298,8 @@ int plx__reactor_add_transport(struct plx_reactor *r,
 	PLX__ASSERT_OWNER(x);
 	if (!ops || ops->phase >= PLX__PHASE_COUNT)
 		return PLX_EINVAL;
-	for (i = 0; i < x->ntransports; i++)
-		if (x->transports[i].ops == ops)
-			return PLX_EEXIST;
+	if (plx__reactor_transport(r, ops))
+		return PLX_EEXIST;
 	if (x->ntransports == PLX__MAX_TRANSPORTS)
 		return PLX_ENOSPC;
 	/* keep the slots sorted: the polled ones first, by phase (poll

@@ -65,10 +65,12 @@ static inline void side_imm(struct plx_reactor *r, struct plx_ep *ep,
 		s->imm_data_ok = !memcmp(s->imm_at, s->imm_expect, len);
 }
 
-/* Init a side; psk may be NULL. listen_addr NULL: no listener. */
-static inline void side_init(struct side *s, const char *listen_addr,
-			     const char *psk,
-			     const struct plx_reactor_config *rcfg)
+/* Init a side; psk may be NULL. listen_addr NULL: no listener. @tweak
+ * (may be NULL) changes the TCP config before plx_tcp_init(). */
+static inline void side_init_with(struct side *s, const char *listen_addr,
+				  const char *psk,
+				  const struct plx_reactor_config *rcfg,
+				  void (*tweak)(struct side *s))
 {
 	memset(s, 0, sizeof(*s));
 	EXPECT_OK(plx_reactor_init(&s->r, rcfg));
@@ -80,9 +82,18 @@ static inline void side_init(struct side *s, const char *listen_addr,
 		s->cfg.psk = psk;
 		s->cfg.psk_len = strlen(psk);
 	}
+	if (tweak)
+		tweak(s);
 	EXPECT_OK(plx_tcp_init(&s->r, &s->cfg));
 	if (listen_addr)
 		EXPECT_OK(plx_tcp_listen(&s->r, listen_addr, 0, &s->port));
+}
+
+static inline void side_init(struct side *s, const char *listen_addr,
+			     const char *psk,
+			     const struct plx_reactor_config *rcfg)
+{
+	side_init_with(s, listen_addr, psk, rcfg, NULL);
 }
 
 static inline void pair_poll(struct side *a, struct side *b)

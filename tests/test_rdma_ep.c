@@ -70,6 +70,19 @@ static void msg_cb(struct plx_reactor *r, struct plx_ep *ep, uint64_t tag,
 	P[k].msg_buf = buf; /* kept until the next one */
 }
 
+/* The TCP side of a pool-mode reactor: the message-pool handler on the
+ * receive pool (use_msg_cb), small unexpected slots. */
+static void pool_tweak(struct side *s)
+{
+	int k = s == &A ? 0 : 1;
+
+	if (use_msg_cb) {
+		s->cfg.msg_cb = msg_cb;
+		s->cfg.msg_pool = &P[k].pool;
+	}
+	s->cfg.unexpected_size = 1024; /* larger messages wait for a recv */
+}
+
 static int rdma_side(struct side *s, uint8_t id, const char *listen,
 		     uint32_t qps)
 {
@@ -90,25 +103,12 @@ static int rdma_side(struct side *s, uint8_t id, const char *listen,
 		return plx_rdma_init(&s->r, &dc);
 	}
 	/* side_init(), with the receive pool wired in */
-	memset(s, 0, sizeof(*s));
 	P[k].len = plx_pool_memsize(POOL_BUF, POOL_N);
 	P[k].mem = aligned_alloc(4096, (P[k].len + 4095) & ~(size_t)4095);
 	EXPECT_TRUE(P[k].mem != NULL);
 	EXPECT_OK(plx_pool_init(&P[k].pool, P[k].mem, P[k].len, POOL_BUF,
 				POOL_N));
-	EXPECT_OK(plx_reactor_init(&s->r, &rc));
-	plx_tcp_config_init(&s->cfg);
-	s->cfg.event_cb = side_event;
-	s->cfg.imm_cb = side_imm;
-	s->cfg.cb_arg = s;
-	if (use_msg_cb) {
-		s->cfg.msg_cb = msg_cb;
-		s->cfg.msg_pool = &P[k].pool;
-	}
-	s->cfg.unexpected_size = 1024; /* larger messages wait for a recv */
-	EXPECT_OK(plx_tcp_init(&s->r, &s->cfg));
-	if (listen)
-		EXPECT_OK(plx_tcp_listen(&s->r, listen, 0, &s->port));
+	side_init_with(s, listen, NULL, &rc, pool_tweak);
 	EXPECT_OK(plx_mem_register(&s->r, &P[k].reg, P[k].mem, P[k].len, 0));
 	dc.recv_pool = &P[k].pool;
 	dc.recv_depth = 8;

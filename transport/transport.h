@@ -98,6 +98,13 @@ int plx__reactor_add_transport(struct plx_reactor *r,
 			       const struct plx__transport_ops *ops, void *ctx);
 
 /*
+ * plx__reactor_transport() - the context @ops was attached with to @r, or
+ * NULL when that transport is not attached. Owner thread.
+ */
+void *plx__reactor_transport(struct plx_reactor *r,
+			     const struct plx__transport_ops *ops);
+
+/*
  * plx__reactor_watch_fd() - add @fd to the reactor fd's epoll set with
  * @events (EPOLLIN...), so it wakes a sleeping owner. The transport polls
  * its own fds; the reactor only sleeps on them. Return 0 or -errno.

@@ -16,12 +16,7 @@ static const struct plx__transport_ops cuda_ops;
 
 static struct plx__cuda *cuda_get(struct plx_reactor *r)
 {
-	struct plx__reactor *x = plx__r(r);
-
-	for (uint32_t i = 0; i < x->ntransports; i++)
-		if (x->transports[i].ops == &cuda_ops)
-			return x->transports[i].ctx;
-	return NULL;
+	return plx__reactor_transport(r, &cuda_ops);
 }
 
 void plx_cuda_config_init(struct plx_cuda_config *cfg)
@@ -118,8 +113,6 @@ static void cuda_region_del(struct plx_reactor *r, void *ctx,
 		}
 	c->x->ndevice_regions = c->ndregs;
 }
-
-static struct plx__cuda *cuda_get(struct plx_reactor *r);
 
 int plx__cuda_local_check(struct plx_reactor *r, const void *p, uint64_t len)
 {

@@ -24,12 +24,7 @@ static const struct plx__transport_ops rdma_ops;
 
 struct plx__rdma *plx__rdma_get(struct plx_reactor *r)
 {
-	struct plx__reactor *x = plx__r(r);
-
-	for (uint32_t i = 0; i < x->ntransports; i++)
-		if (x->transports[i].ops == &rdma_ops)
-			return x->transports[i].ctx;
-	return NULL;
+	return plx__reactor_transport(r, &rdma_ops);
 }
 
 int plx__rdma_gid_rank(int type, const uint8_t gid[16])

@@ -54,12 +54,7 @@ static const struct plx__transport_ops tcp_ops;
 
 struct plx__tcp *plx__tcp_get(struct plx_reactor *r)
 {
-	struct plx__reactor *x = plx__r(r);
-
-	for (uint32_t i = 0; i < x->ntransports; i++)
-		if (x->transports[i].ops == &tcp_ops)
-			return x->transports[i].ctx;
-	return NULL;
+	return plx__reactor_transport(r, &tcp_ops);
 }
 
 void plx__tcp_watch(struct plx__conn *c, bool want_out)

@@ -106,7 +106,6 @@ struct plx__op {
 	 * pieces_left / piece_err count the op's outstanding completions */
 	struct plx__rchan *rch;
 	uint32_t rrkey;
-	uint32_t rqp; /* QP index (write_imm: the one that waits for ACK) */
 };
 
 _Static_assert(sizeof(struct plx__op) <= sizeof(struct plx_op),
