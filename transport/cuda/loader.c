@@ -38,6 +38,17 @@ static int resolve(void *h, struct plx__cudart *t, const char **why)
 	SYM(GetErrorName, "cudaGetErrorName");
 	SYM(RuntimeGetVersion, "cudaRuntimeGetVersion");
 	SYM(DriverGetVersion, "cudaDriverGetVersion");
+	SYM(StreamCreateWithFlags, "cudaStreamCreateWithFlags");
+	SYM(StreamDestroy, "cudaStreamDestroy");
+	SYM(EventCreateWithFlags, "cudaEventCreateWithFlags");
+	SYM(EventDestroy, "cudaEventDestroy");
+	SYM(EventRecord, "cudaEventRecord");
+	SYM(EventQuery, "cudaEventQuery");
+	SYM(MemcpyAsync, "cudaMemcpyAsync");
+	SYM(HostRegister, "cudaHostRegister");
+	SYM(HostUnregister, "cudaHostUnregister");
+	*(void **)(&t->GetDriverEntryPointByVersion) =
+		dlsym(h, "cudaGetDriverEntryPointByVersion");
 	return 0;
 }
 

@@ -22,6 +22,23 @@ struct plx__cudart {
 	const char *(*GetErrorName)(cudaError_t err);
 	cudaError_t (*RuntimeGetVersion)(int *v);
 	cudaError_t (*DriverGetVersion)(int *v);
+	/* staging (transport/cuda/stage.c): asynchronous calls only */
+	cudaError_t (*StreamCreateWithFlags)(cudaStream_t *s, unsigned flags);
+	cudaError_t (*StreamDestroy)(cudaStream_t s);
+	cudaError_t (*EventCreateWithFlags)(cudaEvent_t *e, unsigned flags);
+	cudaError_t (*EventDestroy)(cudaEvent_t e);
+	cudaError_t (*EventRecord)(cudaEvent_t e, cudaStream_t s);
+	cudaError_t (*EventQuery)(cudaEvent_t e);
+	cudaError_t (*MemcpyAsync)(void *dst, const void *src, size_t n,
+				   enum cudaMemcpyKind kind, cudaStream_t s);
+	cudaError_t (*HostRegister)(void *p, size_t n, unsigned flags);
+	cudaError_t (*HostUnregister)(void *p);
+	/* optional (NULL before CUDA 12.5): the driver API, for GPUDirect
+	 * RDMA's dma-buf export */
+	cudaError_t (*GetDriverEntryPointByVersion)(
+		const char *symbol, void **fn, unsigned version,
+		unsigned long long flags,
+		enum cudaDriverEntryPointQueryResult *status);
 };
 
 /*
