@@ -256,7 +256,7 @@ PLX_BENCH_BW=(--tests bw --ops write,send,read --sizes 8,4k,64k,1m,64m
 	--window 1,16,256 --rounds 5)
 
 # The libFuzzer targets (tests/fuzz/CMakeLists.txt).
-PLX_FUZZ_TARGETS=(fuzz_wire fuzz_handshake fuzz_desc fuzz_rdma_cm)
+PLX_FUZZ_TARGETS=(fuzz_wire fuzz_handshake fuzz_desc fuzz_rdma_cm fuzz_conn)
 
 # mode_fuzz [SECONDS] - build build/fuzz (clang, -DPLX_FUZZ=ON) and run every
 # target for SECONDS / number-of-targets seconds (at least 5 each) on a

@@ -642,7 +642,10 @@ static int frame_dest(struct plx__conn *c)
 				return PLX_EPROTO;
 			return 0; /* cancelled earlier: drop the payload */
 		}
-		if (o->kind != PLX__K_READ)
+		/* a wrong length fails the connection, and with it the read:
+		 * still on the list, so that it completes */
+		if (o->kind != PLX__K_READ ||
+		    (f->status == 0 && f->payload_len != o->len))
 			return PLX_EPROTO;
 		plx__oplist_remove(&c->wait_read, o);
 		if (f->status < 0) {
@@ -651,8 +654,6 @@ static int frame_dest(struct plx__conn *c)
 				     0);
 			return 0;
 		}
-		if (f->payload_len != o->len)
-			return PLX_EPROTO;
 		o->state = PLX__S_RXING;
 		c->rx_op = o;
 		c->rx_dst = o->dst;
