@@ -182,7 +182,7 @@ static void expect_established(const struct side *s, const struct side *peer)
 	EXPECT_MEM_EQ(p->node_id, peer->hs.node_id, 16);
 	EXPECT_U64_EQ(p->epoch, peer->hs.epoch);
 	EXPECT_MEM_EQ(p->nonce, peer->hs.nonce, PLX__WIRE_NONCE);
-	EXPECT_EQ(s->hs.version, 1);
+	EXPECT_EQ(s->hs.version, PLX__WIRE_VERSION);
 }
 
 static void test_success_without_keys(void)
@@ -265,12 +265,14 @@ static void test_key_on_one_side_only_fails_both(void)
 	}
 }
 
-/* Set the version field of @s's HELLO (the first frame it sent). */
+/* Set the version field of @s's HELLO (the first frame it sent), and its
+ * CRC to match. */
 static void patch_hello_version(struct side *s, uint16_t version)
 {
 	EXPECT_EQ(s->q[2], PLX__OP_HELLO);
 	s->q[PLX__WIRE_BASE] = (uint8_t)version;
 	s->q[PLX__WIRE_BASE + 1] = (uint8_t)(version >> 8);
+	EXPECT_EQ(plx__wire_seal(s->q), PLX__WIRE_HDR_MAX);
 }
 
 static void test_version_zero_fails_with_eversion(void)
@@ -304,7 +306,7 @@ static void test_newer_peer_version_negotiates_down(void)
 	pump(&a, &b);
 	EXPECT_EQ(a.result, 1);
 	EXPECT_EQ(b.result, 1);
-	EXPECT_EQ(b.hs.version, 1);
+	EXPECT_EQ(b.hs.version, PLX__WIRE_VERSION);
 	EXPECT_EQ(plx__hs_peer(&b.hs)->version, 9);
 }
 
@@ -331,7 +333,8 @@ static void test_newer_keyed_peer_negotiates_down(void)
 	frame_at(&a, 0, &f);
 	EXPECT_EQ(side_input(&b, &f), 0);
 	/* b's READY: its HELLO as sent, then a's as received */
-	EXPECT_EQ(b.qlen, PLX__WIRE_HDR_MAX + PLX__WIRE_BASE + PLX__WIRE_PROOF);
+	EXPECT_EQ(b.qlen,
+		  PLX__WIRE_HDR_MAX + plx__wire_hdr_size(PLX__OP_READY));
 	frame_at(&b, PLX__WIRE_HDR_MAX, &f);
 	EXPECT_EQ(f.opcode, PLX__OP_READY);
 	plx__auth_proof(want, key1, hb, ha);
@@ -341,7 +344,7 @@ static void test_newer_keyed_peer_negotiates_down(void)
 	f.opcode = PLX__OP_READY;
 	plx__auth_proof(f.proof, key1, ha, hb);
 	EXPECT_EQ(side_input(&b, &f), 1);
-	EXPECT_EQ(b.hs.version, 1);
+	EXPECT_EQ(b.hs.version, PLX__WIRE_VERSION);
 	EXPECT_EQ(plx__hs_peer(&b.hs)->version, 9);
 	EXPECT_U64_EQ(b.hs.caps_common, PLX__CAP_ALL);
 	EXPECT_EQ(b.closes_sent, 0);
@@ -363,8 +366,12 @@ static void mitm_hello(bool a_to_b, size_t off, uint8_t mask)
 	side_hello(&b);
 	from = a_to_b ? &a : &b;
 	to = a_to_b ? &b : &a;
-	/* what the sender queued is what it sent; the receiver sees this */
+	/*
+	 * What the sender queued is what it sent; the receiver sees this.
+	 * The CRC is no MAC: the man in the middle recomputes it.
+	 */
 	from->q[off] ^= mask;
+	EXPECT_EQ(plx__wire_seal(from->q), PLX__WIRE_HDR_MAX);
 	pump(&a, &b);
 	EXPECT_STATUS(a.result, PLX_EAUTH);
 	EXPECT_STATUS(b.result, PLX_EAUTH);
@@ -392,8 +399,8 @@ static void test_mitm_altering_a_hello_is_eauth(void)
 	for (dir = 0; dir < 2; dir++) {
 		/* the flags byte: PLX__HELLO_AUTH (no other bit parses) */
 		mitm_hello(dir, 3, PLX__HELLO_AUTH);
-		/* version 1 -> 3 and 1 -> 257: still >= 1, so not EVERSION */
-		mitm_hello(dir, PLX__WIRE_BASE + 0, 0x02);
+		/* version 2 -> 3 and 2 -> 258: still >= 2, so not EVERSION */
+		mitm_hello(dir, PLX__WIRE_BASE + 0, 0x01);
 		mitm_hello(dir, PLX__WIRE_BASE + 1, 0x01);
 		/* conn_index */
 		mitm_hello(dir, PLX__WIRE_BASE + 3, 0x01);
@@ -535,9 +542,12 @@ static void test_tampered_proof_is_eauth(void)
 		side_hello(&b);
 		/* b's HELLO reaches a, which answers READY */
 		EXPECT_TRUE(deliver(&b, &a));
-		EXPECT_EQ(a.qlen, ready_off + PLX__WIRE_BASE + PLX__WIRE_PROOF);
+		EXPECT_EQ(a.qlen,
+			  ready_off + plx__wire_hdr_size(PLX__OP_READY));
 		EXPECT_EQ(a.q[ready_off + 2], PLX__OP_READY);
 		a.q[ready_off + PLX__WIRE_BASE + byte] ^= 0x01;
+		/* past the CRC, which is no MAC, to the proof */
+		EXPECT_GT(plx__wire_seal(a.q + ready_off), 0);
 		pump(&a, &b);
 		EXPECT_STATUS(b.result, PLX_EAUTH);
 		EXPECT_EQ(b.closes_sent, 1);

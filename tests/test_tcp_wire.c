@@ -2,7 +2,8 @@
 /*
  * TCP wire codec: round trips of every opcode, golden bytes, every prefix
  * and every split of every header, every single-byte corruption checked
- * against a byte-level model of the rules, and the limits.
+ * against a byte-level model of the rules (with a CRC32C of its own), the
+ * limits, and the CRC32C itself.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,7 +38,7 @@ static struct plx__frame sample_hello(uint8_t flags)
 	int i;
 
 	f.flags = flags;
-	f.hello.version = 1;
+	f.hello.version = PLX__WIRE_VERSION;
 	f.hello.role = 0;
 	f.hello.conn_index = 2;
 	f.hello.caps = PLX__CAP_WRITE_IMM | PLX__CAP_STRIPE;
@@ -60,6 +61,10 @@ static int make_samples(struct plx__frame *v)
 	f.hello.conn_index = 0;
 	f.hello.caps = 0xfffffff0u; /* unknown bits from a newer peer */
 	f.hello.version = 7;
+	v[n++] = f;
+	/* a version-1 peer's HELLO: no CRC (the handshake refuses it) */
+	f = sample_hello(0);
+	f.hello.version = 1;
 	v[n++] = f;
 
 	f = base(PLX__OP_READY, 0, 0);
@@ -149,14 +154,14 @@ static int model_ext_size(uint8_t op)
 		uint8_t op;
 		int ext;
 	} t[] = {
-		{PLX__OP_HELLO, 64},	   {PLX__OP_READY, 32},
-		{PLX__OP_SEND, 8},	   {PLX__OP_WRITE, 16},
+		{PLX__OP_HELLO, 64},	   {PLX__OP_READY, 40},
+		{PLX__OP_SEND, 16},	   {PLX__OP_WRITE, 24},
 		{PLX__OP_WRITE_IMM, 24},   {PLX__OP_READ_REQ, 24},
-		{PLX__OP_READ_RESP, 8},	   {PLX__OP_ACK, 8},
-		{PLX__OP_NACK, 8},	   {PLX__OP_RESOLVE_REQ, 0},
-		{PLX__OP_RESOLVE_RESP, 8}, {PLX__OP_PING, 0},
-		{PLX__OP_PONG, 0},	   {PLX__OP_CLOSE, 8},
-		{PLX__OP_RDMA_CM, 0},
+		{PLX__OP_READ_RESP, 8},	   {PLX__OP_ACK, 16},
+		{PLX__OP_NACK, 8},	   {PLX__OP_RESOLVE_REQ, 8},
+		{PLX__OP_RESOLVE_RESP, 8}, {PLX__OP_PING, 8},
+		{PLX__OP_PONG, 8},	   {PLX__OP_CLOSE, 8},
+		{PLX__OP_RDMA_CM, 8},
 	};
 	size_t i;
 
@@ -176,6 +181,21 @@ static uint64_t le(const uint8_t *p, int bytes)
 	return v;
 }
 
+/* CRC32C bit by bit (reflected 0x82f63b78, ~0 in and out). */
+static uint32_t model_crc(const uint8_t *p, size_t n, size_t skip)
+{
+	uint32_t c = 0xffffffffu;
+
+	for (size_t i = 0; i < n; i++) {
+		if (i >= skip && i < skip + 4)
+			continue; /* the CRC field itself */
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
+	}
+	return ~c;
+}
+
 static int model_parse(const uint8_t *in, size_t n, uint32_t max)
 {
 	uint8_t b[HMAX];
@@ -185,6 +205,7 @@ static int model_parse(const uint8_t *in, size_t n, uint32_t max)
 	uint32_t pl;
 	int64_t st;
 	bool no_payload;
+	size_t hdr, crc_at;
 
 #define VIOL(need_, err_)                                                      \
 	do {                                                                   \
@@ -221,25 +242,37 @@ static int model_parse(const uint8_t *in, size_t n, uint32_t max)
 		VIOL(8, PLX_EPROTO);
 	else if (pl > max)
 		VIOL(8, PLX_EMSGSIZE);
+	hdr = 16 + (size_t)ext;
 	if (op == PLX__OP_ACK && le(b + 8, 8) != 0)
 		VIOL(16, PLX_EPROTO);
+	/* HELLO from version 2: id = CRC in the low half, 0 in the high */
+	if (op == PLX__OP_HELLO && le(b + 16, 2) >= 2 && le(b + 12, 4) != 0)
+		VIOL(18, PLX_EPROTO);
 	if (op == PLX__OP_HELLO && b[18] > 1)
 		VIOL(19, PLX_EPROTO);
-	if (op == PLX__OP_WRITE_IMM && le(b + 36, 4) != 0)
-		VIOL(40, PLX_EPROTO);
-	if (op == PLX__OP_READ_REQ && le(b + 32, 8) == 0)
-		VIOL(40, PLX_EPROTO);
-	if (op == PLX__OP_READ_REQ && le(b + 32, 8) > max)
-		VIOL(40, PLX_EMSGSIZE);
 	if (op == PLX__OP_READ_RESP || op == PLX__OP_NACK ||
 	    op == PLX__OP_RESOLVE_RESP || op == PLX__OP_CLOSE) {
 		if (st > 0 || (op == PLX__OP_NACK && st == 0) ||
 		    (op == PLX__OP_READ_RESP && st < 0 && pl != 0) ||
 		    (op == PLX__OP_RESOLVE_RESP && (st < 0) != (pl == 0)))
 			VIOL(20, PLX_EPROTO);
-		if (le(b + 20, 4) != 0)
-			VIOL(24, PLX_EPROTO);
 	}
+	if (op == PLX__OP_READ_REQ && le(b + 32, 4) == 0)
+		VIOL(36, PLX_EPROTO);
+	if (op == PLX__OP_READ_REQ && le(b + 32, 4) > max)
+		VIOL(36, PLX_EMSGSIZE);
+	/* pad before the CRC */
+	if ((op == PLX__OP_SEND || op == PLX__OP_WRITE || op == PLX__OP_ACK ||
+	     op == PLX__OP_READY || op == PLX__OP_RESOLVE_REQ ||
+	     op == PLX__OP_PING || op == PLX__OP_PONG ||
+	     op == PLX__OP_RDMA_CM) &&
+	    le(b + hdr - 8, 4) != 0)
+		VIOL(hdr - 4, PLX_EPROTO);
+	/* the CRC, once the whole header is in (none in a v0/v1 HELLO) */
+	crc_at = op != PLX__OP_HELLO ? hdr - 4 : le(b + 16, 2) >= 2 ? 8 : 0;
+	if (crc_at && n >= hdr &&
+	    le(b + crc_at, 4) != model_crc(b, hdr, crc_at))
+		VIOL(hdr, PLX_EBADMSG);
 verdict:
 #undef VIOL
 	for (i = 0; i < nv; i++) {
@@ -296,8 +329,8 @@ static void test_golden_bytes(void)
 	/* clang-format off */
 	static const uint8_t hello[HMAX] = {
 		'P', 'X', 0x01, 0x01, 0, 0, 0, 0,
-		0, 0, 0, 0, 0, 0, 0, 0,
-		0x01, 0x00, 0x00, 0x02, 0x03, 0x00, 0x00, 0x00,
+		0x53, 0x00, 0xd6, 0xd5, 0, 0, 0, 0, /* CRC32C 0xd5d60053 */
+		0x02, 0x00, 0x00, 0x02, 0x03, 0x00, 0x00, 0x00,
 		0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,
 		0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
 		0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,
@@ -311,12 +344,12 @@ static void test_golden_bytes(void)
 		0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
 		0x00, 0x50, 0x34, 0x12, 0x00, 0x7f, 0x00, 0x00,
 		0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01,
-		0xef, 0xbe, 0xad, 0xde, 0x00, 0x00, 0x00, 0x00,
+		0xef, 0xbe, 0xad, 0xde, 0xc6, 0xef, 0x82, 0x01,
 	};
 	static const uint8_t close_auth[24] = {
 		'P', 'X', 0x42, 0x00, 0, 0, 0, 0,
 		0, 0, 0, 0, 0, 0, 0, 0,
-		0xff, 0xef, 0xff, 0xff, 0, 0, 0, 0,
+		0xff, 0xef, 0xff, 0xff, 0x9f, 0xd1, 0xa2, 0x8f,
 	};
 	/* clang-format on */
 	struct plx__frame f, out;
@@ -519,7 +552,8 @@ static void check_against_model(const uint8_t *c, size_t len, uint32_t max)
 			got, plx_errname(got), want, plx_errname(want), len,
 			len > 2 ? c[2] : 0);
 	if (got < 0) {
-		EXPECT_TRUE(got == PLX_EPROTO || got == PLX_EMSGSIZE);
+		EXPECT_TRUE(got == PLX_EPROTO || got == PLX_EMSGSIZE ||
+			    got == PLX_EBADMSG);
 		return;
 	}
 	if (got == 0)
@@ -594,8 +628,16 @@ static void test_payload_limits(void)
 	f.len = 4096;
 	expect_parse(&f, 4096, 1);
 	expect_parse(&f, 4095, PLX_EMSGSIZE);
-	f.len = (uint64_t)UINT32_MAX + 1;
-	expect_parse(&f, UINT32_MAX, PLX_EMSGSIZE);
+	f.len = UINT32_MAX;
+	expect_parse(&f, UINT32_MAX - 1, PLX_EMSGSIZE);
+	expect_parse(&f, UINT32_MAX, 1);
+	{
+		uint8_t b[HMAX];
+
+		/* the field is a u32 on the wire: the encoder refuses more */
+		f.len = (uint64_t)UINT32_MAX + 1;
+		EXPECT_STATUS(plx__wire_encode(&f, b), PLX_EINVAL);
+	}
 	f.len = 0;
 	expect_parse(&f, 4096, PLX_EPROTO);
 
@@ -693,8 +735,51 @@ static void test_errors_reported_as_soon_as_visible(void)
 	EXPECT_EQ(plx__wire_parse(&out, b, 7, MAXP), 0);
 	EXPECT_STATUS(plx__wire_parse(&out, b, 8, MAXP), PLX_EMSGSIZE);
 	b[7] = 0;
-	EXPECT_EQ(plx__wire_parse(&out, b, 23, MAXP), 0);
-	EXPECT_EQ(plx__wire_parse(&out, b, 24, MAXP), 24);
+	/* the CRC is judged last, with the whole header in */
+	EXPECT_EQ(plx__wire_parse(&out, b, 31, MAXP), 0);
+	EXPECT_STATUS(plx__wire_parse(&out, b, 32, MAXP), PLX_EBADMSG);
+	EXPECT_EQ(plx__wire_seal(b), 32);
+	EXPECT_EQ(plx__wire_parse(&out, b, 32, MAXP), 32);
+}
+
+/* CRC32C: the standard check value, in pieces, and what it guards. */
+static void test_crc32c(void)
+{
+	static const char check[] = "123456789";
+	struct plx__frame f, out;
+	uint8_t b[HMAX];
+	uint32_t c;
+	int hdr;
+
+	EXPECT_U64_EQ(plx__crc32c(0, check, 9), 0xe3069283u);
+	c = plx__crc32c(0, check, 4);
+	EXPECT_U64_EQ(plx__crc32c(c, check + 4, 5), 0xe3069283u);
+	EXPECT_U64_EQ(plx__crc32c(0, check, 0), 0);
+	EXPECT_U64_EQ(model_crc((const uint8_t *)check, 9, 9), 0xe3069283u);
+
+	/* a WRITE redirected by one flipped address bit is refused */
+	f = base(PLX__OP_WRITE, 5, 4096);
+	f.addr = 0x00007f0012345000ull;
+	f.key = 0x0123456789abcdefull;
+	hdr = encode_ok(&f, b);
+	EXPECT_EQ(plx__wire_parse(&out, b, (size_t)hdr, MAXP), hdr);
+	b[17] ^= 0x10;
+	EXPECT_STATUS(plx__wire_parse(&out, b, (size_t)hdr, MAXP), PLX_EBADMSG);
+
+	/* HELLO v2: id's high half is reserved, its low half the CRC */
+	f = sample_hello(0);
+	hdr = encode_ok(&f, b);
+	EXPECT_U64_EQ(le(b + 8, 4), model_crc(b, (size_t)hdr, 8));
+	EXPECT_EQ(le(b + 12, 4), 0);
+	b[12] = 1;
+	EXPECT_EQ(plx__wire_seal(b), hdr);
+	EXPECT_STATUS(plx__wire_parse(&out, b, (size_t)hdr, MAXP), PLX_EPROTO);
+	/* a version-1 HELLO is not checked: the handshake refuses it */
+	f.hello.version = 1;
+	f.id = 0x1234;
+	hdr = encode_ok(&f, b);
+	EXPECT_U64_EQ(le(b + 8, 8), 0x1234);
+	EXPECT_EQ(plx__wire_parse(&out, b, (size_t)hdr, MAXP), hdr);
 }
 
 int main(void)
@@ -710,6 +795,7 @@ int main(void)
 	test_payload_limits();
 	test_field_rules();
 	test_errors_reported_as_soon_as_visible();
+	test_crc32c();
 	fprintf(stderr, "test_tcp_wire: all passed\n");
 	return 0;
 }

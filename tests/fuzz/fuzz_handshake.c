@@ -74,7 +74,8 @@ static void check_output(const struct plx__hs *hs, const struct plx__frame *in,
 	FUZZ_CHECK(hs->hello_received && hs->ready_sent);
 	p = plx__hs_peer(hs);
 	FUZZ_CHECK(p != NULL && p->role == (hs->role ^ 1));
-	FUZZ_CHECK(hs->version == 1 && p->version >= 1);
+	FUZZ_CHECK(hs->version == PLX__WIRE_VERSION &&
+		   p->version >= PLX__WIRE_VERSION_MIN);
 	FUZZ_CHECK((hs->caps_common & ~(hs->caps & p->caps)) == 0);
 	if (!hs->have_key) {
 		FUZZ_CHECK(memcmp(o.proof, zero, sizeof(zero)) == 0);

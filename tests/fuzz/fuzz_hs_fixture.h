@@ -43,7 +43,7 @@ static inline void fuzz_hs_our_hello(uint8_t out[65], uint8_t role, int auth)
 	int i;
 
 	out[0] = auth ? 0x01 : 0x00; /* PLX__HELLO_AUTH */
-	out[1] = 1;		     /* version u16 LE */
+	out[1] = 2;		     /* version u16 LE */
 	out[2] = 0;
 	out[3] = role;
 	out[4] = FUZZ_HS_CONN;

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_wire: plx__wire_parse() on arbitrary bytes, at several receiver
- * limits. Invariants: only PLX_EPROTO / PLX_EMSGSIZE as errors; a parsed
+ * limits, as they are and with the header's CRC recomputed (so mutated
+ * fields reach the rules behind the CRC check). Invariants: only
+ * PLX_EPROTO / PLX_EMSGSIZE / PLX_EBADMSG as errors; a parsed
  * header obeys every rule, re-encodes to exactly the input bytes and
  * parses back identically; the verdict over growing prefixes goes from
  * "need more" to one fixed result and never reads past the prefix.
@@ -50,7 +52,8 @@ static void check_one(const uint8_t *data, size_t size, uint32_t max)
 	int r = plx__wire_parse(&f, data, size, max);
 
 	if (r < 0) {
-		FUZZ_CHECK(r == PLX_EPROTO || r == PLX_EMSGSIZE);
+		FUZZ_CHECK(r == PLX_EPROTO || r == PLX_EMSGSIZE ||
+			   r == PLX_EBADMSG);
 	} else if (r > 0) {
 		FUZZ_CHECK((size_t)r <= size);
 		FUZZ_CHECK(r == plx__wire_hdr_size(f.opcode));
@@ -70,7 +73,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const uint32_t maxes[] = {0, 64, 65536, UINT32_MAX};
 	size_t i;
 
+	uint8_t *sealed;
+	int hdr;
+
 	for (i = 0; i < sizeof(maxes) / sizeof(maxes[0]); i++)
 		check_one(data, size, maxes[i]);
+	hdr = size > 2 ? plx__wire_hdr_size(data[2]) : -1;
+	if (hdr < 0 || size < (size_t)hdr)
+		return 0;
+	sealed = malloc(size);
+	FUZZ_CHECK(sealed != NULL);
+	memcpy(sealed, data, size);
+	FUZZ_CHECK(plx__wire_seal(sealed) == hdr);
+	for (i = 0; i < sizeof(maxes) / sizeof(maxes[0]); i++)
+		check_one(sealed, size, maxes[i]);
+	free(sealed);
 	return 0;
 }

@@ -143,7 +143,7 @@ static int hs_on_hello(struct plx__hs *hs, const struct plx__frame *f,
 		return hs_fail(hs, PLX_EPROTO, out, out_len);
 	version = h->version < PLX__WIRE_VERSION ? h->version :
 						   PLX__WIRE_VERSION;
-	if (version < 1)
+	if (version < PLX__WIRE_VERSION_MIN)
 		return hs_fail(hs, PLX_EVERSION, out, out_len);
 	/*
 	 * Both sides need a key, or neither: a keyless side cannot prove

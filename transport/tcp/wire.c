@@ -29,7 +29,11 @@
 #define OFF_PAYLOAD_LEN 4
 #define OFF_ID 8
 
-/* Extension offsets, relative to the frame start. */
+/*
+ * Extension offsets, relative to the frame start. Every header except
+ * HELLO ends with its CRC32C (crc_off()); HELLO carries it in the low half
+ * of its id, since its layout is frozen across versions.
+ */
 #define EXT PLX__WIRE_BASE
 /* HELLO */
 #define OFF_HELLO_VERSION (EXT + 0)
@@ -47,13 +51,14 @@
 #define OFF_RMA_ADDR (EXT + 0)
 #define OFF_RMA_KEY (EXT + 8)
 #define OFF_WIMM_IMM (EXT + 16)
-#define OFF_WIMM_PAD (EXT + 20)
 #define OFF_READ_LEN (EXT + 16)
 /* READ_RESP, NACK, RESOLVE_RESP, CLOSE */
 #define OFF_STATUS (EXT + 0)
-#define OFF_STATUS_PAD (EXT + 4)
 /* ACK */
 #define OFF_ACK_SEQ (EXT + 0)
+/* HELLO (version >= 2): the header CRC in id's low half, 0 in the high */
+#define OFF_HELLO_CRC OFF_ID
+#define OFF_HELLO_ID_HI (OFF_ID + 4)
 
 _Static_assert(OFF_HELLO_NONCE + PLX__WIRE_NONCE == EXT + 64, "HELLO layout");
 _Static_assert(EXT + 64 == PLX__WIRE_HDR_MAX, "HELLO is the largest header");
@@ -64,11 +69,11 @@ int plx__wire_ext_size(uint8_t opcode)
 	case PLX__OP_HELLO:
 		return 64;
 	case PLX__OP_READY:
-		return PLX__WIRE_PROOF;
+		return PLX__WIRE_PROOF + 8;
 	case PLX__OP_SEND:
-		return 8;
-	case PLX__OP_WRITE:
 		return 16;
+	case PLX__OP_WRITE:
+		return 24;
 	case PLX__OP_WRITE_IMM:
 		return 24;
 	case PLX__OP_READ_REQ:
@@ -76,21 +81,21 @@ int plx__wire_ext_size(uint8_t opcode)
 	case PLX__OP_READ_RESP:
 		return 8;
 	case PLX__OP_ACK:
-		return 8;
+		return 16;
 	case PLX__OP_NACK:
 		return 8;
 	case PLX__OP_RESOLVE_REQ:
-		return 0;
+		return 8;
 	case PLX__OP_RESOLVE_RESP:
 		return 8;
 	case PLX__OP_PING:
-		return 0;
+		return 8;
 	case PLX__OP_PONG:
-		return 0;
+		return 8;
 	case PLX__OP_CLOSE:
 		return 8;
 	case PLX__OP_RDMA_CM:
-		return 0;
+		return 8;
 	default:
 		return -1;
 	}
@@ -129,6 +134,97 @@ static int32_t get_i32(const uint8_t *p)
 	if (v <= (uint32_t)INT32_MAX)
 		return (int32_t)v;
 	return (int32_t)(v - 0x80000000u) - INT32_MAX - 1;
+}
+
+/* ---- CRC32C (Castagnoli) ------------------------------------------------- */
+
+/*
+ * Reflected polynomial 0x82f63b78, initial value and final xor ~0: the
+ * CRC of iSCSI, ext4 and SSE4.2's crc32 instruction, which is used when
+ * the CPU has it. Headers are at most 80 bytes: the byte-wise table is
+ * enough for the fallback.
+ */
+static const uint32_t crc_table[256] = {
+#define C1(c) (((c) >> 1) ^ (((c)&1u) ? 0x82f63b78u : 0u))
+#define C8(c) C1(C1(C1(C1(C1(C1(C1(C1(c))))))))
+#define R4(i) C8((i) + 0u), C8((i) + 1u), C8((i) + 2u), C8((i) + 3u)
+#define R16(i) R4(i), R4((i) + 4u), R4((i) + 8u), R4((i) + 12u)
+#define R64(i) R16(i), R16((i) + 16u), R16((i) + 32u), R16((i) + 48u)
+	R64(0u),
+	R64(64u),
+	R64(128u),
+	R64(192u),
+#undef R64
+#undef R16
+#undef R4
+#undef C8
+#undef C1
+};
+
+static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t n)
+{
+	while (n--)
+		crc = (crc >> 8) ^ crc_table[(crc ^ *p++) & 0xff];
+	return crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <nmmintrin.h>
+
+__attribute__((target("sse4.2"))) static uint32_t
+crc_hw(uint32_t crc, const uint8_t *p, size_t n)
+{
+	uint64_t c = crc;
+
+	for (; n >= 8; n -= 8, p += 8) {
+		uint64_t v;
+
+		memcpy(&v, p, 8); /* x86 is little-endian, as the CRC wants */
+		c = _mm_crc32_u64(c, v);
+	}
+	crc = (uint32_t)c;
+	while (n--)
+		crc = _mm_crc32_u8(crc, *p++);
+	return crc;
+}
+
+static uint32_t crc_update(uint32_t crc, const uint8_t *p, size_t n)
+{
+	/* a load and a test of libgcc's/compiler-rt's CPU model */
+	if (__builtin_cpu_supports("sse4.2"))
+		return crc_hw(crc, p, n);
+	return crc_sw(crc, p, n);
+}
+#else
+static uint32_t crc_update(uint32_t crc, const uint8_t *p, size_t n)
+{
+	return crc_sw(crc, p, n);
+}
+#endif
+
+uint32_t plx__crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	return ~crc_update(~crc, buf, len);
+}
+
+/*
+ * Where a header's CRC sits, or -1 when it has none (a HELLO of version
+ * 0 or 1: version-1 peers send id 0 there, and the handshake answers them
+ * with PLX_EVERSION). @buf holds the whole header.
+ */
+static int crc_off(uint8_t opcode, const uint8_t *buf, int hdr)
+{
+	if (opcode != PLX__OP_HELLO)
+		return hdr - 4;
+	return get_le(buf + OFF_HELLO_VERSION, 2) >= 2 ? OFF_HELLO_CRC : -1;
+}
+
+/* The CRC of a header: every byte but the 4 of the CRC field. */
+static uint32_t header_crc(const uint8_t *buf, int hdr, int off)
+{
+	uint32_t crc = plx__crc32c(0, buf, (size_t)off);
+
+	return plx__crc32c(crc, buf + off + 4, (size_t)(hdr - off - 4));
 }
 
 /* The flags an opcode defines; every other bit must be zero. */
@@ -213,10 +309,6 @@ static int parse_status_ext(struct plx__frame *out, const uint8_t *buf,
 		break;
 	}
 	out->status = st;
-	if (len < OFF_STATUS_PAD + 4)
-		return 0;
-	if (get_le(buf + OFF_STATUS_PAD, 4) != 0)
-		return PLX_EPROTO;
 	return 0;
 }
 
@@ -232,6 +324,10 @@ static int parse_hello_ext(struct plx__frame *out, const uint8_t *buf,
 	if (len < OFF_HELLO_VERSION + 2)
 		return 0;
 	h->version = (uint16_t)get_le(buf + OFF_HELLO_VERSION, 2);
+	/* from version 2 on, id's high half is reserved (its low half is
+	 * the CRC); a version-1 HELLO's id is not checked */
+	if (h->version >= 2 && get_le(buf + OFF_HELLO_ID_HI, 4) != 0)
+		return PLX_EPROTO;
 	if (len < OFF_HELLO_ROLE + 1)
 		return 0;
 	h->role = buf[OFF_HELLO_ROLE];
@@ -246,6 +342,29 @@ static int parse_hello_ext(struct plx__frame *out, const uint8_t *buf,
 	h->epoch = get_le(buf + OFF_HELLO_EPOCH, 8);
 	memcpy(h->nonce, buf + OFF_HELLO_NONCE, sizeof(h->nonce));
 	return 0;
+}
+
+/*
+ * The pad u32 just before the CRC of SEND, WRITE, ACK, READY and the
+ * opcodes without fields of their own: zero, checked once present.
+ */
+static int check_pad(uint8_t opcode, const uint8_t *buf, size_t len, size_t hdr)
+{
+	switch (opcode) {
+	case PLX__OP_SEND:
+	case PLX__OP_WRITE:
+	case PLX__OP_ACK:
+	case PLX__OP_READY:
+	case PLX__OP_RESOLVE_REQ:
+	case PLX__OP_PING:
+	case PLX__OP_PONG:
+	case PLX__OP_RDMA_CM:
+		if (len >= hdr - 4 && get_le(buf + hdr - 8, 4) != 0)
+			return PLX_EPROTO;
+		return 0;
+	default:
+		return 0;
+	}
 }
 
 /* Opcode-specific extension checks and decoding; 0 or an error. */
@@ -271,20 +390,18 @@ static int parse_ext(struct plx__frame *out, const uint8_t *buf, size_t len,
 		}
 		return 0;
 	case PLX__OP_WRITE_IMM:
-		if (len < hdr)
-			return 0;
-		if (get_le(buf + OFF_WIMM_PAD, 4) != 0)
-			return PLX_EPROTO;
-		out->addr = get_le(buf + OFF_RMA_ADDR, 8);
-		out->key = get_le(buf + OFF_RMA_KEY, 8);
-		out->imm = (uint32_t)get_le(buf + OFF_WIMM_IMM, 4);
+		if (len >= hdr) {
+			out->addr = get_le(buf + OFF_RMA_ADDR, 8);
+			out->key = get_le(buf + OFF_RMA_KEY, 8);
+			out->imm = (uint32_t)get_le(buf + OFF_WIMM_IMM, 4);
+		}
 		return 0;
 	case PLX__OP_READ_REQ:
-		if (len < hdr)
+		if (len < OFF_READ_LEN + 4)
 			return 0;
 		out->addr = get_le(buf + OFF_RMA_ADDR, 8);
 		out->key = get_le(buf + OFF_RMA_KEY, 8);
-		out->len = get_le(buf + OFF_READ_LEN, 8);
+		out->len = get_le(buf + OFF_READ_LEN, 4);
 		if (out->len == 0)
 			return PLX_EPROTO;
 		if (out->len > max)
@@ -300,7 +417,7 @@ static int parse_ext(struct plx__frame *out, const uint8_t *buf, size_t len,
 	case PLX__OP_CLOSE:
 		return parse_status_ext(out, buf, len);
 	default:
-		/* RESOLVE_REQ, PING, PONG, RDMA_CM: no extension */
+		/* RESOLVE_REQ, PING, PONG, RDMA_CM: pad (check_pad), CRC */
 		return 0;
 	}
 }
@@ -343,17 +460,38 @@ int plx__wire_parse(struct plx__frame *out, const uint8_t *buf, size_t len,
 	if (out->opcode == PLX__OP_ACK && out->id != 0)
 		return PLX_EPROTO;
 	ret = parse_ext(out, buf, len, (size_t)hdr, max_payload);
+	if (!ret)
+		ret = check_pad(out->opcode, buf, len, (size_t)hdr);
 	if (ret)
 		return ret;
 	if (len < (size_t)hdr)
 		return 0;
+	/* last, with every byte in: the header arrived as it was sent */
+	ret = crc_off(out->opcode, buf, hdr);
+	if (ret >= 0) {
+		if (get_le(buf + ret, 4) != header_crc(buf, hdr, ret))
+			return PLX_EBADMSG;
+		if (out->opcode == PLX__OP_HELLO)
+			out->id = 0; /* the CRC, not an id */
+	}
 	return hdr;
 }
 
 static void put_status_ext(uint8_t *buf, int32_t status)
 {
 	put_le(buf + OFF_STATUS, (uint32_t)status, 4);
-	put_le(buf + OFF_STATUS_PAD, 0, 4);
+}
+
+int plx__wire_seal(uint8_t *buf)
+{
+	int hdr = plx__wire_hdr_size(buf[OFF_OPCODE]), off;
+
+	if (hdr < 0)
+		return PLX_EINVAL;
+	off = crc_off(buf[OFF_OPCODE], buf, hdr);
+	if (off >= 0)
+		put_le(buf + off, header_crc(buf, hdr, off), 4);
+	return hdr;
 }
 
 int plx__wire_encode(const struct plx__frame *f, uint8_t *buf)
@@ -361,8 +499,10 @@ int plx__wire_encode(const struct plx__frame *f, uint8_t *buf)
 	const struct plx__hello *h = &f->hello;
 	int hdr = plx__wire_hdr_size(f->opcode);
 
-	if (hdr < 0)
+	if (hdr < 0 || (f->opcode == PLX__OP_READ_REQ && f->len > UINT32_MAX))
 		return PLX_EINVAL;
+	/* pads and the CRC field start at zero */
+	memset(buf, 0, (size_t)hdr);
 	buf[OFF_MAGIC0] = PLX__WIRE_MAGIC0;
 	buf[OFF_MAGIC1] = PLX__WIRE_MAGIC1;
 	buf[OFF_OPCODE] = f->opcode;
@@ -372,6 +512,9 @@ int plx__wire_encode(const struct plx__frame *f, uint8_t *buf)
 
 	switch (f->opcode) {
 	case PLX__OP_HELLO:
+		/* from version 2 on, id holds the CRC (plx__wire_seal) */
+		if (h->version >= 2)
+			put_le(buf + OFF_ID, 0, 8);
 		put_le(buf + OFF_HELLO_VERSION, h->version, 2);
 		buf[OFF_HELLO_ROLE] = h->role;
 		buf[OFF_HELLO_CONN] = h->conn_index;
@@ -394,12 +537,11 @@ int plx__wire_encode(const struct plx__frame *f, uint8_t *buf)
 		put_le(buf + OFF_RMA_ADDR, f->addr, 8);
 		put_le(buf + OFF_RMA_KEY, f->key, 8);
 		put_le(buf + OFF_WIMM_IMM, f->imm, 4);
-		put_le(buf + OFF_WIMM_PAD, 0, 4);
 		break;
 	case PLX__OP_READ_REQ:
 		put_le(buf + OFF_RMA_ADDR, f->addr, 8);
 		put_le(buf + OFF_RMA_KEY, f->key, 8);
-		put_le(buf + OFF_READ_LEN, f->len, 8);
+		put_le(buf + OFF_READ_LEN, f->len, 4);
 		break;
 	case PLX__OP_ACK:
 		put_le(buf + OFF_ACK_SEQ, f->seq, 8);
@@ -411,8 +553,8 @@ int plx__wire_encode(const struct plx__frame *f, uint8_t *buf)
 		put_status_ext(buf, f->status);
 		break;
 	default:
-		/* RESOLVE_REQ, PING, PONG, RDMA_CM: no extension */
+		/* RESOLVE_REQ, PING, PONG, RDMA_CM: pad and CRC only */
 		break;
 	}
-	return hdr;
+	return plx__wire_seal(buf);
 }

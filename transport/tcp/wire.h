@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pollux TCP wire protocol, version 1: frame layout, encoders and the
+ * pollux TCP wire protocol, version 2: frame layout, encoders and the
  * validating parser. Pure functions over byte buffers: no sockets, no
  * allocation, no reactor. docs/wire-protocol.md is the normative text.
  *
@@ -14,6 +14,12 @@
  *     4    4 payload_len  bytes following the extension
  *     8    8 id           sequence / request id (meaning per opcode)
  *    16    -  extension   plx__wire_ext_size(opcode) bytes
+ *
+ * Every header ends with a CRC32C of its other bytes (u32, the last four
+ * bytes of the extension), except HELLO, whose layout is frozen across
+ * versions: it carries the CRC in the low half of its id (version >= 2).
+ * Headers stay multiples of 8 bytes. Payloads are not covered: TCP's
+ * checksum protects them.
  */
 #ifndef PLX_TCP_WIRE_H
 #define PLX_TCP_WIRE_H
@@ -21,9 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PLX__WIRE_MAGIC0 0x50 /* 'P' */
-#define PLX__WIRE_MAGIC1 0x58 /* 'X' */
-#define PLX__WIRE_VERSION 1
+#define PLX__WIRE_MAGIC0 0x50	/* 'P' */
+#define PLX__WIRE_MAGIC1 0x58	/* 'X' */
+#define PLX__WIRE_VERSION 2	/* the version this implementation speaks */
+#define PLX__WIRE_VERSION_MIN 2 /* and the lowest it accepts (no CRC in 1) */
 #define PLX__WIRE_BASE 16
 #define PLX__WIRE_EXT_MAX 64
 #define PLX__WIRE_HDR_MAX (PLX__WIRE_BASE + PLX__WIRE_EXT_MAX)
@@ -38,23 +45,25 @@ enum plx__opcode {
 	/* data */
 	PLX__OP_SEND = 0x10,	  /* ext: tag u64; payload: message */
 	PLX__OP_WRITE = 0x11,	  /* ext: addr u64, key u64; payload: data */
-	PLX__OP_WRITE_IMM = 0x12, /* ext: addr, key, imm u32, pad u32 */
-	PLX__OP_READ_REQ = 0x13,  /* ext: addr, key, len u64; no payload */
-	PLX__OP_READ_RESP = 0x14, /* ext: status i32, pad; payload: data */
+	PLX__OP_WRITE_IMM = 0x12, /* ext: addr, key, imm u32, crc */
+	PLX__OP_READ_REQ = 0x13,  /* ext: addr, key, len u32; no payload */
+	PLX__OP_READ_RESP = 0x14, /* ext: status i32, crc; payload: data */
 	/* acknowledgements */
 	PLX__OP_ACK = 0x20,  /* ext: cumulative seq u64; id 0 */
-	PLX__OP_NACK = 0x21, /* ext: status i32, pad; id: failed seq */
+	PLX__OP_NACK = 0x21, /* ext: status i32, crc; id: failed seq */
 	/* names */
 	PLX__OP_RESOLVE_REQ = 0x30,  /* payload: name (1..64 bytes) */
-	PLX__OP_RESOLVE_RESP = 0x31, /* ext: status i32, pad; payload: desc */
+	PLX__OP_RESOLVE_RESP = 0x31, /* ext: status i32, crc; payload: desc */
 	/* liveness and shutdown */
 	PLX__OP_PING = 0x40,  /* id: nonce */
 	PLX__OP_PONG = 0x41,  /* id: the ping's nonce */
-	PLX__OP_CLOSE = 0x42, /* ext: status i32, pad; the sender closes */
+	PLX__OP_CLOSE = 0x42, /* ext: status i32, crc; the sender closes */
 
 	PLX__OP_RDMA_CM = 0x50, /* payload: an RDMA connection message
 				 * (transport/rdma/common/cm.h) */
 };
+/* (each extension above is followed by pad u32 to the next 8 bytes where
+ * needed, then the crc u32 that ends every header but HELLO's) */
 
 /* HELLO flags (frame flags byte) */
 #define PLX__HELLO_AUTH 0x01 /* sender requires authentication */
@@ -72,9 +81,10 @@ struct plx__hello {
 };
 
 /*
- * Extension sizes: HELLO 64, READY 32, SEND 8, WRITE 16, WRITE_IMM 24,
- * READ_REQ 24, READ_RESP 8, ACK 8, NACK 8, RESOLVE_REQ 0, RESOLVE_RESP 8,
- * PING 0, PONG 0, CLOSE 8, RDMA_CM 0. "pad" fields are zero on the wire.
+ * Extension sizes, CRC included: HELLO 64 (no CRC field), READY 40, SEND
+ * 16, WRITE 24, WRITE_IMM 24, READ_REQ 24, READ_RESP 8, ACK 16, NACK 8,
+ * RESOLVE_REQ 8, RESOLVE_RESP 8, PING 8, PONG 8, CLOSE 8, RDMA_CM 8. "pad"
+ * fields are zero on the wire.
  */
 
 /*
@@ -98,11 +108,11 @@ struct plx__frame {
 	uint8_t opcode;
 	uint8_t flags;
 	uint32_t payload_len;
-	uint64_t id;
+	uint64_t id; /* HELLO: 0 (its id field carries the CRC) */
 	/* extension, decoded */
 	uint64_t addr;		 /* WRITE, WRITE_IMM, READ_REQ */
 	uint64_t key;		 /* WRITE, WRITE_IMM, READ_REQ */
-	uint64_t len;		 /* READ_REQ: bytes requested */
+	uint64_t len;		 /* READ_REQ: bytes requested (u32) */
 	uint64_t tag;		 /* SEND */
 	uint64_t seq;		 /* ACK: cumulative sequence */
 	uint32_t imm;		 /* WRITE_IMM */
@@ -132,14 +142,17 @@ int plx__wire_hdr_size(uint8_t opcode);
  * PONG, CLOSE carry none; RESOLVE_REQ 1..PLX__WIRE_NAME_MAX; RESOLVE_RESP
  * 0 or PLX_DESC_BYTES; RDMA_CM PLX__WIRE_CM_MIN..PLX__WIRE_CM_MAX), then payload_len <= @max_payload; ACK id 0; HELLO
  * role 0 or 1 (the version is left to the handshake; unknown caps bits are
- * accepted); statuses <= 0 (NACK < 0; READ_RESP < 0 only without payload;
- * RESOLVE_RESP < 0 exactly when without payload); READ_REQ len
- * 1..@max_payload; padding zero. docs/wire-protocol.md has the tables.
+ * accepted), and from version 2 on id's high half 0; statuses <= 0 (NACK
+ * < 0; READ_RESP < 0 only without payload; RESOLVE_RESP < 0 exactly when
+ * without payload); READ_REQ len 1..@max_payload; padding zero; last,
+ * once the whole header is in, its CRC32C (a HELLO of version 0 or 1 has
+ * none). docs/wire-protocol.md has the tables.
  *
  * Return: header size consumed (> 0); 0 when @len is too short to decide
  * (read more); PLX_EPROTO for a bad magic, unknown opcode, bad flags,
  * nonzero padding or inconsistent fields; PLX_EMSGSIZE when payload_len
- * (or READ_REQ len) exceeds @max_payload. On error @out is unspecified.
+ * (or READ_REQ len) exceeds @max_payload; PLX_EBADMSG when the CRC does
+ * not match (the header changed on the way). On error @out is unspecified.
  * A prefix of a valid header never returns an error, and bytes after the
  * header are never read. An error is reported as soon as the bytes that
  * show it are present, and appending bytes never changes an error into
@@ -149,10 +162,24 @@ int plx__wire_parse(struct plx__frame *out, const uint8_t *buf, size_t len,
 		    uint32_t max_payload);
 
 /*
- * plx__wire_encode() - write the header of @f (opcode-specific fields) into
- * @buf, which must hold PLX__WIRE_HDR_MAX bytes.
- * Return: header size (> 0), or PLX_EINVAL for an unknown opcode.
+ * plx__wire_encode() - write the header of @f (opcode-specific fields and
+ * the CRC) into @buf, which must hold PLX__WIRE_HDR_MAX bytes.
+ * Return: header size (> 0), or PLX_EINVAL for an unknown opcode or a
+ * READ_REQ len above UINT32_MAX.
  */
 int plx__wire_encode(const struct plx__frame *f, uint8_t *buf);
+
+/*
+ * plx__wire_seal() - recompute the CRC of the complete header at @buf in
+ * place (after a test changed its bytes on purpose).
+ * Return: the header size, or PLX_EINVAL for an unknown opcode.
+ */
+int plx__wire_seal(uint8_t *buf);
+
+/*
+ * plx__crc32c() - CRC32C (Castagnoli) of @len bytes, continuing @crc (0 to
+ * start): the SSE4.2 instruction where the CPU has it, else a table.
+ */
+uint32_t plx__crc32c(uint32_t crc, const void *buf, size_t len);
 
 #endif /* PLX_TCP_WIRE_H */
