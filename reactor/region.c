@@ -320,6 +320,16 @@ int plx_mem_deregister(struct plx_reactor *r, struct plx_region *reg)
 	i = registry_lower_bound(g, reg->plx_key);
 	if (i >= g->n || g->v[i].key != reg->plx_key || g->v[i].reg != reg)
 		return PLX_ENOENT;
+	for (uint32_t k = 0; k < x->ntransports; k++) {
+		const struct plx__transport_ops *ops = x->transports[k].ops;
+		int rc =
+			ops->region_hold ?
+				ops->region_hold(r, x->transports[k].ctx, reg) :
+				0;
+
+		if (rc)
+			return rc;
+	}
 
 	memmove(&g->v[i], &g->v[i + 1],
 		(size_t)(g->n - i - 1) * sizeof(g->v[0]));

@@ -9,9 +9,10 @@
  * registered regions classified once each (device memory gets
  * PLX_HINT_CUDA, host memory not; descriptors and lookups never ask the
  * runtime again); the caller's current device untouched; ops whose
- * local buffer is device memory refused with PLX_ENOTSUP (no staging
- * yet), from the owner thread and through the request ring, while host
- * buffers work.
+ * local buffer is device memory refused with PLX_ENOTSUP when the CUDA
+ * transport has no bounce pool (test_cuda_staging covers staging), from
+ * the owner thread and through the request ring, while host buffers
+ * work.
  */
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -160,7 +161,7 @@ static void test_fake_runtime(void)
 	unsetenv("PLX_FAKE_CUDA_DEVICES");
 }
 
-/* Until staging exists, no op may hand device memory to the CPU. */
+/* Without a bounce pool, no op may hand device memory to the CPU. */
 static void test_ops_refuse_device_memory(void)
 {
 	static struct side A, B;

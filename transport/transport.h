@@ -22,6 +22,7 @@
 #ifndef PLX_TRANSPORT_H
 #define PLX_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct plx_reactor;
@@ -70,6 +71,11 @@ struct plx__transport_ops {
 			  uint32_t access, void **state);
 	/* Any thread: free a region_pin() state nobody adopted. */
 	void (*region_unpin)(void *ctx, void *state);
+	/* plx_mem_deregister(@reg), before anything else: return PLX_EBUSY
+	 * to refuse it because the transport itself uses @reg (the CUDA
+	 * bounce pool while slots are taken), else 0. May be NULL. */
+	int (*region_hold)(struct plx_reactor *r, void *ctx,
+			   const struct plx_region *reg);
 	/* Owner thread, before every transport's region_add(): say what
 	 * kind of memory @reg is (the CUDA transport sets PLX_HINT_CUDA),
 	 * so that the others can decide. Cannot fail. May be NULL. */
@@ -78,12 +84,62 @@ struct plx__transport_ops {
 };
 
 /*
- * plx__cuda_local_check() - ops must not hand CUDA device memory to the
- * CPU (no staging yet): PLX_ENOTSUP when [@p, @p + @len) overlaps a
- * registered device region, else 0. Owner thread; call only when the
- * reactor's ndevice_regions is not 0. (transport/cuda/.)
+ * plx__cuda_local_check() - is [@p, @p + @len) in a registered CUDA
+ * device region? 1 if so (the CPU must not touch it: stage it), else 0.
+ * Owner thread; call only when the reactor's ndevice_regions is not 0.
+ * (transport/cuda/.)
  */
 int plx__cuda_local_check(struct plx_reactor *r, const void *p, uint64_t len);
+
+/*
+ * Staging slots (transport/cuda/stage.c): the bounce pool of
+ * plx_cuda_config, cut into chunk-sized slots. A transport takes a run of
+ * slots, has the CUDA transport copy between it and device memory
+ * (asynchronously: @done runs from the reactor's CUDA phase once the
+ * copy's event has completed, with 0 or a PLX_E*), and puts the run back.
+ * Owner thread only.
+ */
+struct plx__cslot;
+typedef void (*plx__copy_done)(struct plx_reactor *r, struct plx__cslot *s,
+			       int status);
+struct plx__cslot {
+	uint8_t *buf; /* bounce memory: run * chunk bytes */
+	uint32_t idx; /* slot index (0 .. slots - 1) */
+	uint32_t run; /* slots held from idx */
+	plx__copy_done done;
+	void *owner; /* the caller's: plx__cuda_forget() matches it */
+	uint64_t arg[4];
+	/* the CUDA transport's */
+	struct plx__cslot *qnext;
+	void *ev;
+	uint64_t len;
+	uint8_t dir;
+};
+
+/* The staging set-up: bytes per slot (0: no staging configured), slots,
+ * staged ops allowed at once, and the counters plx_cuda_stats() shows. */
+struct plx_cuda_stats;
+struct plx__cuda_stage_info {
+	uint32_t chunk, nslots, max_transfers;
+	struct plx_cuda_stats *st;
+};
+void plx__cuda_stage_info(struct plx_reactor *r,
+			  struct plx__cuda_stage_info *out);
+/* A run of slots holding @bytes (at most half the pool), or NULL when
+ * none is free now (a later plx__tcp_stage_kick() says when some are). */
+struct plx__cslot *plx__cuda_get(struct plx_reactor *r, uint64_t bytes);
+void plx__cuda_put(struct plx_reactor *r, struct plx__cslot *s);
+/* Copy @n bytes between @s->buf and device address @dev: to the device
+ * when @to_device, else from it. Return 0 (@done will run) or a PLX_E*
+ * (nothing started). */
+int plx__cuda_copy(struct plx_reactor *r, struct plx__cslot *s, bool to_device,
+		   void *dev, uint64_t n, plx__copy_done done, void *owner);
+/* @owner is going away: its copies still in flight complete without
+ * calling back (their slots return to the pool then). */
+void plx__cuda_forget(struct plx_reactor *r, const void *owner);
+/* Slots came back after a plx__cuda_get() found none (the CUDA phase
+ * calls this; transport/tcp/stage.c). */
+void plx__tcp_stage_kick(struct plx_reactor *r);
 
 /* Slots of struct plx_region's plx_transport[]. */
 #define PLX__TSLOT_RDMA 0 /* struct ibv_mr * */

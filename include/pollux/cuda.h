@@ -10,10 +10,14 @@
  * plx_cuda_init() returns PLX_EUNAVAIL, says why through the log
  * callback, and the reactor keeps working without it.
  *
- * This is the first step of the CUDA support (docs/cuda.md): the staging
- * of device buffers through pinned bounce buffers, GPUDirect RDMA
- * registration and ops on device memory are not there yet; an op whose
- * local buffer is registered device memory fails with PLX_ENOTSUP.
+ * Ops whose local buffer lies in registered device memory (and a target
+ * region that is device memory) are staged through pinned bounce buffers
+ * the caller provides (plx_cuda_config.bounce): asynchronous copies on
+ * pollux's own non-blocking streams, one event per bounce slot, polled in
+ * the reactor's CUDA phase (only the oldest copy in flight per stream is
+ * asked), and large transfers pipelined chunk by chunk so that copies and
+ * the network overlap (docs/cuda.md). No call in plx_reactor_poll() waits
+ * for the GPU. Without a bounce pool such ops fail with PLX_ENOTSUP.
  */
 #ifndef POLLUX_CUDA_H
 #define POLLUX_CUDA_H
@@ -21,6 +25,7 @@
 #include <stdint.h>
 
 #include "pollux/export.h"
+#include "pollux/mem.h"
 #include "pollux/reactor.h"
 
 #ifdef __cplusplus
@@ -33,6 +38,20 @@ struct plx_cuda_config {
 			      * libcudart.so.13, .12, then libcudart.so;
 			      * read only during plx_cuda_init() */
 	int device;	     /* device ordinal the transport uses; 0 */
+	/* Staging (ops on device memory). @bounce: a registered region of
+	 * host memory that pollux uses as bounce buffers from
+	 * plx_cuda_init() until plx_reactor_fini() (register it with the
+	 * RDMA transport attached too, so staged RDMA ops have an MR). It
+	 * is pinned with cudaHostRegister() unless it is already pinned
+	 * (cudaHostAlloc). NULL: no staging; ops on device memory fail
+	 * with PLX_ENOTSUP. */
+	const struct plx_region *bounce;
+	uint32_t chunk;		/* bytes per bounce slot, copy and network
+				 * piece; 1 MiB; 4 KiB..256 MiB; the pool
+				 * must hold at least 2 slots */
+	uint32_t max_transfers; /* staged ops at once (copying, on the
+				 * network, or waiting for slots): 256;
+				 * beyond, submissions fail with PLX_EAGAIN */
 };
 
 /* plx_cuda_config_init() - defaults (documented per field). Any thread. */
@@ -46,7 +65,9 @@ PLX_API void plx_cuda_config_init(struct plx_cuda_config *cfg);
  * driver, or no device: the reason goes to the log callback); PLX_ENODEV
  * (@cfg->device is not a device ordinal); PLX_EINVAL; PLX_EEXIST
  * (already attached); PLX_ENOMEM; PLX_ECUDA (another CUDA error: see
- * plx_cuda_info()). On failure nothing is left attached.
+ * plx_cuda_info()); PLX_EINVAL also for a bounce region that is not
+ * registered host memory, a chunk out of range or a pool of fewer than 2
+ * chunks. On failure nothing is left attached.
  * Thread context: owner thread. The caller's current CUDA device is the
  * same before and after the call. Detached by plx_reactor_fini().
  */
@@ -69,6 +90,26 @@ struct plx_cuda_info {
  * Return: 0; PLX_EUNAVAIL (not attached). Thread context: owner thread.
  */
 PLX_API int plx_cuda_info(struct plx_reactor *r, struct plx_cuda_info *out);
+
+/* Staging counters (plx_cuda_stats()). */
+struct plx_cuda_stats {
+	uint64_t staged_ops; /* ops that went through bounce buffers */
+	uint64_t copies_d2h; /* device-to-host copies issued */
+	uint64_t copies_h2d; /* host-to-device copies issued */
+	uint64_t bytes_d2h, bytes_h2d;
+	uint64_t copy_errors; /* copies that failed (see last_error) */
+	uint64_t slot_waits;  /* times a transfer waited for a slot */
+	uint64_t overlapped;  /* chunks copied while another chunk of the
+				  * same transfer was on the network */
+	uint32_t slots, slots_free;
+	uint32_t max_copies_inflight;
+};
+
+/*
+ * plx_cuda_stats() - copy the staging counters into @out.
+ * Return: 0; PLX_EUNAVAIL (not attached). Thread context: owner thread.
+ */
+PLX_API int plx_cuda_stats(struct plx_reactor *r, struct plx_cuda_stats *out);
 
 /*
  * plx_cuda_probe() - without attaching anything: can the runtime be

@@ -23,8 +23,9 @@
  * close), PLX_ECONNRESET (peer restarted or connection lost), PLX_EFAULT /
  * PLX_EACCES / PLX_EKEYREJECTED (the target refused the remote range),
  * PLX_EMSGSIZE (a received message did not fit the posted buffer),
- * PLX_ENOTSUP (the op's local buffer is registered CUDA device memory:
- * not supported yet, docs/cuda.md; also returned at submission).
+ * PLX_ENOTSUP (the op's local buffer is registered CUDA device memory and
+ * the CUDA transport has no bounce pool, docs/cuda.md; also returned at
+ * submission), PLX_ECUDA (a staging copy failed).
  * After a failure the target memory of a write may hold some of the data.
  *
  * Buffers: the source of send/write/write_imm and the destination of

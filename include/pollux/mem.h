@@ -187,7 +187,10 @@ PLX_API int plx_mem_register_mt(struct plx_reactor *r, struct plx_region *reg,
  * (a peer's RDMA access fails with PLX_EACCES, this reactor's RDMA ops in
  * flight from or into it with PLX_EFAULT). The caller may free the memory
  * as soon as this returns.
- * Return: 0; PLX_ENOENT (not registered with @r). Thread: owner.
+ * Return: 0; PLX_ENOENT (not registered with @r); PLX_EBUSY (@reg is the
+ * CUDA transport's bounce pool and some of it is in use: nothing
+ * changed; once idle, deregistering it ends staging, docs/cuda.md).
+ * Thread: owner.
  */
 PLX_API int plx_mem_deregister(struct plx_reactor *r, struct plx_region *reg);
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * CUDA transport, first step: the runtime loaded at run time, the device
- * checked, and registered regions classified as CUDA device memory once,
- * at registration (docs/cuda.md). The reactor's CUDA phase has nothing to
- * poll yet: staging comes next.
+ * CUDA transport: the runtime loaded at run time, the device checked,
+ * registered regions classified as CUDA device memory once, at
+ * registration, and the CUDA phase of the reactor, which polls the
+ * staging copies (stage.c; docs/cuda.md).
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +13,11 @@
 #include "transport/transport.h"
 
 static const struct plx__transport_ops cuda_ops;
+
+const struct plx__transport_ops *plx__cuda_ops(void)
+{
+	return &cuda_ops;
+}
 
 static struct plx__cuda *cuda_get(struct plx_reactor *r)
 {
@@ -24,14 +29,9 @@ void plx_cuda_config_init(struct plx_cuda_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->library = NULL;
 	cfg->device = 0;
-}
-
-/* A CUDA error: kept for plx_cuda_info(), mapped to a PLX_E*. */
-static int cuda_err(struct plx__cuda *c, cudaError_t e)
-{
-	if (e != cudaSuccess)
-		c->info.last_error = (int)e;
-	return plx__cuda_status(e);
+	cfg->bounce = NULL;
+	cfg->chunk = 1u << 20;
+	cfg->max_transfers = 256;
 }
 
 /*
@@ -136,8 +136,43 @@ int plx__cuda_local_check(struct plx_reactor *r, const void *p, uint64_t len)
 	}
 	for (uint32_t k = 0; k < 8 && lo > 0; k++)
 		if (a < c->dregs[--lo].end)
-			return PLX_ENOTSUP;
+			return 1;
 	return 0;
+}
+
+static int cuda_region_hold(struct plx_reactor *r, void *ctx,
+			    const struct plx_region *reg)
+{
+	(void)r;
+	return plx__cuda_bounce_release(ctx, reg);
+}
+
+static int cuda_poll(struct plx_reactor *r, void *ctx, uint32_t budget)
+{
+	struct plx__cuda *c = ctx;
+
+	(void)r;
+	if (!c->copies && !c->slots_back)
+		return 0;
+	return plx__cuda_stage_poll(c, budget);
+}
+
+/* Copies have no fd to wake the reactor: while any is in flight the
+ * reactor must keep polling. */
+static int cuda_arm(struct plx_reactor *r, void *ctx)
+{
+	struct plx__cuda *c = ctx;
+
+	(void)r;
+	return c->copies || c->slots_back ? PLX_EBUSY : 0;
+}
+
+static uint64_t cuda_live(struct plx_reactor *r, void *ctx)
+{
+	struct plx__cuda *c = ctx;
+
+	(void)r;
+	return c->copies;
 }
 
 static void cuda_fini(struct plx_reactor *r, void *ctx)
@@ -145,6 +180,7 @@ static void cuda_fini(struct plx_reactor *r, void *ctx)
 	struct plx__cuda *c = ctx;
 
 	(void)r;
+	plx__cuda_stage_fini(c);
 	c->x->ndevice_regions = 0;
 	plx__free(c->x, c->dregs);
 	plx__free(c->x, c);
@@ -153,8 +189,12 @@ static void cuda_fini(struct plx_reactor *r, void *ctx)
 static const struct plx__transport_ops cuda_ops = {
 	.name = "cuda",
 	.phase = PLX__PHASE_CUDA,
+	.poll = cuda_poll,
+	.arm = cuda_arm,
+	.live = cuda_live,
 	.fini = cuda_fini,
 	.region_classify = cuda_region_classify,
+	.region_hold = cuda_region_hold,
 	.region_add = cuda_region_add,
 	.region_del = cuda_region_del,
 };
@@ -220,19 +260,29 @@ int plx_cuda_init(struct plx_reactor *r, const struct plx_cuda_config *cfg)
 	if (!c)
 		return PLX_ENOMEM;
 	c->x = x;
+	c->r = r;
 	c->rt = rt;
 	if (cfg)
 		c->cfg = *cfg;
 	else
 		plx_cuda_config_init(&c->cfg);
 	c->cfg.library = NULL; /* the caller's string is not kept */
+	if (!c->cfg.max_transfers)
+		c->cfg.max_transfers = 256;
+	rc = plx__cuda_stage_init(c);
+	if (rc) {
+		plx__cuda_stage_fini(c);
+		plx__free(x, c);
+		return rc;
+	}
 	snprintf(c->info.library, sizeof(c->info.library), "%s", rt->name);
 	c->info.device_count = n;
 	c->info.device = c->cfg.device;
-	cuda_err(c, rt->RuntimeGetVersion(&c->info.runtime_version));
-	cuda_err(c, rt->DriverGetVersion(&c->info.driver_version));
+	plx__cuda_err(c, rt->RuntimeGetVersion(&c->info.runtime_version));
+	plx__cuda_err(c, rt->DriverGetVersion(&c->info.driver_version));
 	rc = plx__reactor_add_transport(r, &cuda_ops, c);
 	if (rc) {
+		plx__cuda_stage_fini(c);
 		plx__free(x, c);
 		return rc;
 	}
@@ -252,5 +302,17 @@ int plx_cuda_info(struct plx_reactor *r, struct plx_cuda_info *out)
 	if (!c)
 		return PLX_EUNAVAIL;
 	*out = c->info;
+	return 0;
+}
+
+int plx_cuda_stats(struct plx_reactor *r, struct plx_cuda_stats *out)
+{
+	struct plx__cuda *c;
+
+	PLX__ASSERT_OWNER(plx__r(r));
+	c = cuda_get(r);
+	if (!c)
+		return PLX_EUNAVAIL;
+	*out = c->st;
 	return 0;
 }

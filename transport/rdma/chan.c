@@ -700,7 +700,8 @@ static void add_data(struct plx__rqp *q, struct plx__op *o, uint8_t kind,
 		wr->sg_list->addr = (uintptr_t)buf;
 		wr->sg_list->lkey = q->rmr->lkey;
 	}
-	inline_if_small(q, wr);
+	if (!o->dev)
+		inline_if_small(q, wr);
 }
 
 /* The notice SEND that follows a write_imm's data on the same QP. */
@@ -1493,6 +1494,11 @@ int plx__rdma_submit(struct plx_ep *ep, struct plx__op *o)
 	if (!ch || ch->state == CH_OFF)
 		return 1;
 	d = ch->d;
+	/* device memory (o->dev): only by DMA through a GPUDirect MR, never
+	 * read or written by the CPU (inline data, copies, receive slots):
+	 * everything else is staged (transport/tcp/stage.c) */
+	if (o->dev && o->kind == PLX__K_SEND)
+		return 1;
 	if (o->kind == PLX__K_SEND) {
 		/* until the channel is up, sends queue (in order) on it: the
 		 * peer's receive buffer size is known only then */
@@ -1510,7 +1516,7 @@ int plx__rdma_submit(struct plx_ep *ep, struct plx__op *o)
 	local = (uintptr_t)(o->kind == PLX__K_READ ? o->dst : o->src);
 	/* a registered local buffer, or a write small enough to go inline */
 	if (o->len && !plx__rdma_mr_find(d, local, o->len) &&
-	    (o->kind == PLX__K_READ || o->len > RQP_SMALL))
+	    (o->kind == PLX__K_READ || o->len > RQP_SMALL || o->dev))
 		return 1;
 take:
 	o->rch = ch;

@@ -113,6 +113,8 @@ void plx__conn_free(struct plx__conn *c)
 		t->slot_free[t->nslot_free++] = (uint32_t)c->rx_slot;
 	if (c->rx_poolbuf)
 		plx_pool_put(t->cfg.msg_pool, c->rx_poolbuf);
+	if (t->stage)
+		plx__stage_conn_gone(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -142,6 +144,10 @@ struct plx__ctrl *plx__conn_ctrl(struct plx__conn *c)
 
 static void ctrl_put(struct plx__conn *c, struct plx__ctrl *e)
 {
+	if (e->cs) {
+		plx__cuda_put(c->t->r, e->cs);
+		e->cs = NULL;
+	}
 	e->free_next = c->ctrl_free;
 	c->ctrl_free = e;
 	c->ctrl_used--;
@@ -531,6 +537,12 @@ static int frame_done(struct plx__conn *c)
 	case PLX__OP_WRITE_IMM:
 		c->rx_seq++;
 		c->rx_unacked += f->payload_len;
+		if (c->rx_cuda) {
+			/* still being copied to the device: acknowledged (or
+			 * refused) when its last copy completes */
+			plx__stage_rx_frame(c);
+			break;
+		}
 		if (c->rx_status) {
 			nack(c, c->rx_seq, c->rx_status);
 			break;
@@ -631,6 +643,8 @@ static int frame_dest(struct plx__conn *c)
 				    PLX_ACCESS_REMOTE_WRITE, &reg);
 		if (rc)
 			c->rx_status = rc;
+		else if (reg->plx_hints & PLX_HINT_CUDA)
+			return plx__stage_rx_begin(c, f->addr);
 		else
 			c->rx_dst = (uint8_t *)(uintptr_t)f->addr;
 		return 0;
@@ -679,6 +693,10 @@ static int frame_dest(struct plx__conn *c)
 	}
 }
 
+/* frame_ctrl(): the frame cannot be handled now (no bounce slot): leave
+ * its header in place and pause until slots come back */
+#define RX_RETRY 3
+
 /* Frames without payload, handled as soon as the header is in. */
 static int frame_ctrl(struct plx__conn *c)
 {
@@ -721,6 +739,9 @@ static int frame_ctrl(struct plx__conn *c)
 				    PLX_ACCESS_REMOTE_READ, &reg);
 		if (rc) {
 			r.status = rc;
+		} else if (reg->plx_hints & PLX_HINT_CUDA) {
+			/* answered once copied out of the device */
+			return plx__stage_read_req(c, f) ? RX_RETRY : 0;
 		} else {
 			src = (const void *)(uintptr_t)f->addr;
 			r.payload_len = (uint32_t)f->len;
@@ -798,8 +819,10 @@ static int rx_staged(struct plx__conn *c)
 		    c->cur.opcode != PLX__OP_WRITE_IMM &&
 		    c->cur.opcode != PLX__OP_READ_RESP &&
 		    c->cur.opcode != PLX__OP_RESOLVE_RESP) {
-			c->rx_start += (uint32_t)hl;
 			rc = frame_ctrl(c);
+			if (rc == RX_RETRY)
+				return 1;
+			c->rx_start += (uint32_t)hl;
 			if (rc)
 				return rc;
 			continue;
@@ -823,6 +846,8 @@ static int rx_staged(struct plx__conn *c)
 			}
 			c->rx_start += avail;
 			c->rx_left -= avail;
+			if (c->rx_cuda)
+				plx__stage_rx_landed(c, avail);
 		}
 		if (!c->rx_left)
 			frame_done(c);
@@ -830,17 +855,34 @@ static int rx_staged(struct plx__conn *c)
 	return 0;
 }
 
+/* What a cumulative ACK may cover: everything received, except frames
+ * still being copied to device memory and those after them. */
+static uint64_t ack_upto(const struct plx__conn *c)
+{
+	return c->stg_frames ? c->stg_ack : c->rx_seq;
+}
+
 static void send_ack(struct plx__conn *c)
 {
 	struct plx__frame f = {.opcode = PLX__OP_ACK};
+	uint64_t upto = ack_upto(c);
 
-	if (c->rx_seq == c->ack_sent || c->state < PLX__C_UP)
+	if (upto <= c->ack_sent || c->state < PLX__C_UP)
 		return;
-	f.seq = c->rx_seq;
+	f.seq = upto;
 	if (!plx__conn_send_ctrl(c, &f, NULL, 0)) {
-		c->ack_sent = c->rx_seq;
+		c->ack_sent = upto;
 		c->rx_unacked = 0;
 	}
+}
+
+/* Queue the ACK now allowed (a staged frame's copies completed), and any
+ * response queued with it, for the next poll's flush. */
+void plx__conn_ack_soon(struct plx__conn *c)
+{
+	send_ack(c);
+	if (c->txq_head && !c->want_out)
+		plx__conn_mark_dirty(c);
 }
 
 /* Send a coalesced ACK still held back (periodic tick). */
@@ -848,7 +890,7 @@ void plx__conn_ack_now(struct plx__conn *c)
 {
 	int rc;
 
-	if (c->rx_seq == c->ack_sent || c->reap || c->want_out)
+	if (ack_upto(c) <= c->ack_sent || c->reap || c->want_out)
 		return;
 	send_ack(c);
 	rc = plx__conn_flush(c);
@@ -882,9 +924,19 @@ int plx__conn_rx(struct plx__conn *c)
 		ssize_t n;
 
 		if (c->rx_state == PLX__RX_PAYLOAD) {
-			uint8_t *dst = c->rx_dst ? c->rx_dst : c->t->discard;
+			uint8_t *dst;
 			uint64_t want = c->rx_left;
 
+			if (c->rx_cuda) {
+				/* into a bounce slot, at most its room */
+				if (!c->rx_cs && !plx__stage_rx_slot(c)) {
+					rc = 1; /* resumed when slots return */
+					break;
+				}
+				if (want > c->rx_room)
+					want = c->rx_room;
+			}
+			dst = c->rx_dst ? c->rx_dst : c->t->discard;
 			if (!c->rx_dst && want > PLX__TCP_STAGE)
 				want = PLX__TCP_STAGE;
 			if (drained)
@@ -896,6 +948,8 @@ int plx__conn_rx(struct plx__conn *c)
 				if (c->rx_dst)
 					c->rx_dst += n;
 				c->rx_left -= (uint64_t)n;
+				if (c->rx_cuda)
+					plx__stage_rx_landed(c, (uint64_t)n);
 				if (!c->rx_left) {
 					frame_done(c);
 					events++;
@@ -1103,6 +1157,9 @@ void plx__tcp_region_gone(struct plx__tcp *t, uint64_t addr, uint64_t len)
 	for (struct plx__conn *c = t->conns; c; c = c->next) {
 		if (c->state == PLX__C_DEAD)
 			continue;
+		if (c->rx_state == PLX__RX_PAYLOAD && c->rx_cuda &&
+		    overlaps(c->rx_dev, c->rx_left + c->rx_fill, addr, len))
+			plx__stage_rx_drop(c, PLX_EKEYREJECTED);
 		if (c->rx_state == PLX__RX_PAYLOAD && c->rx_dst && !c->rx_op &&
 		    (c->cur.opcode == PLX__OP_WRITE ||
 		     c->cur.opcode == PLX__OP_WRITE_IMM) &&

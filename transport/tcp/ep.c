@@ -415,6 +415,7 @@ static void ep_fail_all(struct plx_ep *ep, int status, bool close_conns)
 	struct plx__tcp *t = ep->t;
 
 	plx__rdma_ep_down(ep, status);
+	plx__stage_ep_down(ep, status);
 	fail_list(t, &ep->backlog, status);
 	fail_list(t, &ep->posted, status);
 	unexp_free_all(ep);
@@ -815,24 +816,27 @@ static int op_begin(struct plx_ep **epp, struct plx_op *op)
 
 /* Start @o on @ep. @begun: the request was already marked in flight (an
  * _mt submission drained from the ring). */
-/* CUDA device memory must not reach the CPU's copies and syscalls (no
- * staging yet): refused when the op's local buffer lies in a registered
- * device region. Free unless such regions exist. */
-static int local_ok(const struct plx__tcp *t, const struct plx__op *o)
+/* Is the op's local buffer CUDA device memory (a registered device
+ * region)? Then the CPU must not touch it: it is staged (stage.c), or
+ * moved by RDMA through a GPUDirect MR. Free unless such regions exist. */
+static bool local_dev(const struct plx__tcp *t, const struct plx__op *o)
 {
 	const void *p;
 
 	if (PLX__LIKELY(!plx__r(t->r)->ndevice_regions))
-		return 0;
+		return false;
 	p = o->kind == PLX__K_RECV || o->kind == PLX__K_READ ? o->dst : o->src;
-	return plx__cuda_local_check(t->r, p, o->len);
+	return plx__cuda_local_check(t->r, p, o->len) != 0;
 }
 
 static int op_start_as(struct plx_ep *ep, struct plx__op *o, bool begun)
 {
 	struct plx__tcp *t = ep->t;
-	int rc = local_ok(t, o);
+	int rc = 0;
 
+	o->dev = local_dev(t, o);
+	if (o->dev)
+		rc = plx__stage_check(t, o, ep->rdma != NULL);
 	if (!rc && !begun)
 		rc = plx__req_begin(t->r, &o->req);
 	if (rc)
@@ -844,6 +848,15 @@ static int op_start_as(struct plx_ep *ep, struct plx__op *o, bool begun)
 	o->deadline = plx__now_coarse() +
 		      (o->timeout_ns ? o->timeout_ns : t->cfg.op_timeout_ns);
 	ep->inflight++;
+	if (PLX__UNLIKELY(o->dev)) {
+		/* writes and reads go by RDMA where a GPUDirect MR covers the
+		 * buffer; everything else through bounce buffers */
+		if (ep->rdma && o->kind >= PLX__K_WRITE &&
+		    o->kind <= PLX__K_READ && plx__rdma_submit(ep, o) == 0)
+			return 0;
+		plx__stage_start(ep, o);
+		return 0;
+	}
 	if (o->kind == PLX__K_RECV) {
 		o->state = PLX__S_POSTED;
 		plx__oplist_push(&ep->posted, o);
@@ -866,6 +879,11 @@ static int op_start_as(struct plx_ep *ep, struct plx__op *o, bool begun)
 
 void plx__ep_start_tcp(struct plx_ep *ep, struct plx__op *o)
 {
+	if (PLX__UNLIKELY(o->dev)) {
+		/* a GPUDirect op the RDMA channel gave back: staged */
+		plx__stage_start(ep, o);
+		return;
+	}
 	if (ep->conn && ep->conn->state == PLX__C_UP && !ep->backlog.n) {
 		if (!try_split(ep, o))
 			conn_submit(ep->conn, o);
@@ -982,11 +1000,8 @@ PLX_API int plx_ep_recv(struct plx_ep *ep, struct plx_op *op, void *buf,
 	o->len = cap;
 	o->tag = tag;
 	o->mask = mask;
-	if (!pp)
+	if (!pp || local_dev(ep->t, o))
 		return op_start(ep, o);
-	rc = local_ok(ep->t, o);
-	if (rc)
-		return rc;
 	rc = plx__req_begin(ep->t->r, &o->req);
 	if (rc)
 		return rc;
@@ -1123,6 +1138,9 @@ PLX_API int plx_op_cancel(struct plx_reactor *r, struct plx_op *op)
 		return 0;
 	case PLX__S_RDMA:
 		plx__rdma_cancel(o, PLX_ECANCELED);
+		return 0;
+	case PLX__S_STAGED:
+		plx__stage_cancel(o, PLX_ECANCELED);
 		return 0;
 	case PLX__S_SPLIT:
 		/* cancel every piece still out; the last one completes it */
@@ -1293,12 +1311,11 @@ static int mt_start(struct plx_reactor *r, struct plx_req *req)
 	if (ep->closing)
 		return PLX_ESHUTDOWN;
 	if (o->kind == PLX__K_RECV) {
-		rc = local_ok(ep->t, o);
-		if (rc)
-			return rc;
 		if (ep->posted.n >= ep->t->cfg.max_recvs)
 			return PLX_EAGAIN;
-		pp = ep->posted.n ? NULL : unexp_find(ep, o->tag, o->mask);
+		pp = ep->posted.n || local_dev(ep->t, o) ?
+			     NULL :
+			     unexp_find(ep, o->tag, o->mask);
 		if (pp) {
 			o->ep = ep;
 			o->cancelled = 0;

@@ -293,7 +293,9 @@ static void tcp_fini(struct plx_reactor *r, void *ctx)
 	struct plx__tcp *t = ctx;
 	struct plx__reactor *x = plx__r(r);
 
-	/* endpoints are gone (live() == 0); drop stray accepted conns */
+	/* endpoints are gone (live() == 0); drop stray accepted conns (the
+	 * CUDA transport may be gone already: their slots go with it) */
+	plx__stage_fini(t);
 	while (t->conns) {
 		if (!t->conns->reap)
 			plx__conn_reap(t->conns);

@@ -70,6 +70,7 @@ enum plx__op_state {
 	PLX__S_RXING,	/* a receive whose message is arriving */
 	PLX__S_SPLIT,	/* split into pieces on several connections */
 	PLX__S_RDMA,	/* on an RDMA channel (transport/rdma/chan.c) */
+	PLX__S_STAGED,	/* device memory through bounce buffers (stage.c) */
 };
 
 /* Private layout of struct plx_op (checked against its size). */
@@ -96,6 +97,7 @@ struct plx__op {
 	uint8_t state;
 	uint8_t cancelled;
 	uint8_t rkey_ok; /* the descriptor has an RDMA rkey (rrkey) */
+	uint8_t dev;	 /* the local buffer is CUDA device memory */
 	uint8_t hdr[40];
 	/* striping: a split op (parent) and its pieces (children) */
 	struct plx__op *parent;	 /* set in a piece */
@@ -106,6 +108,8 @@ struct plx__op {
 	 * pieces_left / piece_err count the op's outstanding completions */
 	struct plx__rchan *rch;
 	uint32_t rrkey;
+	/* staging (state PLX__S_STAGED, transport/tcp/stage.c) */
+	struct plx__xfer *xfer;
 };
 
 _Static_assert(sizeof(struct plx__op) <= sizeof(struct plx_op),
@@ -135,6 +139,7 @@ struct plx__ctrl {
 	uint8_t hdr[PLX__WIRE_HDR_MAX];
 	uint8_t body[PLX_DESC_BYTES]; /* small payloads (RESOLVE_RESP) */
 	struct plx__ctrl *free_next;
+	struct plx__cslot *cs; /* bounce slots the payload is in (stage.c) */
 };
 
 enum plx__conn_state {
@@ -189,6 +194,15 @@ struct plx__conn {
 	uint64_t rx_unacked; /* payload bytes received since that ACK */
 	uint64_t last_rx_ns;
 	uint32_t pings_out;
+	/* a WRITE landing in device memory through bounce slots (stage.c) */
+	bool rx_cuda;
+	struct plx__cslot *rx_cs;  /* the slot being filled, or NULL */
+	uint64_t rx_room, rx_fill; /* bytes still fitting in it, in it */
+	uint64_t rx_dev;	   /* device address of rx_cs's first byte */
+	uint32_t stg_frames;	   /* staged frames whose copies are out */
+	uint64_t stg_ack;	   /* while stg_frames: ACK at most this */
+	int stg_err;		   /* a copy of frame stg_err_seq failed */
+	uint64_t stg_err_seq;
 
 	/* transmit */
 	struct plx__txe *txq_head, *txq_tail;
@@ -271,6 +285,8 @@ struct plx__tcp {
 	struct plx__op *pieces;
 	uint32_t *piece_free;
 	uint32_t npiece_free;
+	/* ops on CUDA device memory (stage.c), set up at first use */
+	struct plx__stage *stage;
 };
 
 /* tcp.c */
@@ -302,6 +318,23 @@ void plx__conn_ack_now(struct plx__conn *c);
 void plx__tcp_region_gone(struct plx__tcp *t, uint64_t addr, uint64_t len);
 void plx__tcp_flush_dirty(struct plx__tcp *t);
 void plx__conn_start_handshake(struct plx__conn *c);
+
+void plx__conn_ack_soon(struct plx__conn *c);
+
+/* stage.c: ops on CUDA device memory through bounce slots */
+int plx__stage_check(struct plx__tcp *t, const struct plx__op *o,
+		     bool gpudirect_may);
+void plx__stage_start(struct plx_ep *ep, struct plx__op *o);
+void plx__stage_cancel(struct plx__op *o, int status);
+void plx__stage_ep_down(struct plx_ep *ep, int status);
+void plx__stage_fini(struct plx__tcp *t);
+int plx__stage_rx_begin(struct plx__conn *c, uint64_t addr);
+bool plx__stage_rx_slot(struct plx__conn *c);
+void plx__stage_rx_landed(struct plx__conn *c, uint64_t n);
+void plx__stage_rx_frame(struct plx__conn *c);
+void plx__stage_rx_drop(struct plx__conn *c, int status);
+int plx__stage_read_req(struct plx__conn *c, const struct plx__frame *f);
+void plx__stage_conn_gone(struct plx__conn *c);
 
 /* ep.c */
 struct plx_ep *plx__ep_new(struct plx__tcp *t);

@@ -46,3 +46,50 @@ int plx__cuda_local_check(struct plx_reactor *r, const void *p, uint64_t len)
 	(void)len;
 	return 0; /* no CUDA transport: no device regions */
 }
+
+int plx_cuda_stats(struct plx_reactor *r, struct plx_cuda_stats *out)
+{
+	(void)r;
+	(void)out;
+	return PLX_EUNAVAIL;
+}
+
+/* No CUDA transport: no staging; nothing ever holds a slot. */
+void plx__cuda_stage_info(struct plx_reactor *r,
+			  struct plx__cuda_stage_info *out)
+{
+	(void)r;
+	memset(out, 0, sizeof(*out));
+}
+
+struct plx__cslot *plx__cuda_get(struct plx_reactor *r, uint64_t bytes)
+{
+	(void)r;
+	(void)bytes;
+	return NULL;
+}
+
+void plx__cuda_put(struct plx_reactor *r, struct plx__cslot *s)
+{
+	(void)r;
+	(void)s;
+}
+
+int plx__cuda_copy(struct plx_reactor *r, struct plx__cslot *s, bool to_device,
+		   void *dev, uint64_t n, plx__copy_done done, void *owner)
+{
+	(void)r;
+	(void)s;
+	(void)to_device;
+	(void)dev;
+	(void)n;
+	(void)done;
+	(void)owner;
+	return PLX_EUNAVAIL;
+}
+
+void plx__cuda_forget(struct plx_reactor *r, const void *owner)
+{
+	(void)r;
+	(void)owner;
+}

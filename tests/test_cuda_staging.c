@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_cuda_staging: ops on CUDA device memory through bounce buffers,
+ * against the CUDA runtime's test double (tests/cuda/fake_cudart.c, loaded
+ * through plx_cuda_config.library like the real runtime). The double's
+ * copies only happen when their event has been polled several times, so
+ * a transfer that completed before its copies ran would read or deliver
+ * stale bytes: every case checks the data.
+ *
+ * Two reactors over loopback TCP, both with the CUDA transport and a
+ * bounce pool of 8 slots of 64 KiB. Cases: device-to-remote-device write
+ * (chunked: one copy per chunk on each side, pipelined with the network),
+ * read of remote device memory into local device memory, write_imm (one
+ * frame: the handler sees all the data in place), send/recv between every mix of
+ * device and host buffers, a message larger than half the pool refused
+ * at submission, many transfers at once (slots reused, FIFO order of
+ * staged sends kept, every slot back afterwards), copy errors on the
+ * initiator and on the target (PLX_ECUDA with the original code kept, the
+ * connection still usable), cancel in the middle of a transfer, and that
+ * pollux never asked about an event other than the oldest in flight on
+ * its stream nor changed the caller's current device.
+ */
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime_api.h>
+
+#include "pollux/cuda.h"
+#include "tcp_pair.h"
+
+#define CHUNK (64u * 1024)
+#define NSLOTS 8
+#define DEVLEN (4u << 20)
+
+static struct {
+	void *(*alloc)(size_t);
+	void (*free)(void *);
+	void (*set_polls)(int);
+	void (*fail_copy)(long);
+	unsigned long (*stat)(const char *);
+	unsigned long (*set_device_calls)(void);
+} fk;
+
+static struct side A, B;
+static struct plx_region a_bounce, b_bounce, a_dreg, b_dreg, a_hreg, b_hreg;
+static struct plx_desc b_ddesc, b_hdesc;
+static uint8_t *a_dev, *b_dev;
+static uint8_t a_host[DEVLEN], b_host[DEVLEN];
+static _Alignas(4096) uint8_t a_pool[NSLOTS * CHUNK], b_pool[NSLOTS * CHUNK];
+static struct plx_ep *ep; /* A's endpoint to B */
+
+static void load_fake(void)
+{
+	void *h = dlopen(FAKE_CUDART, RTLD_NOW | RTLD_LOCAL);
+
+	EXPECT_TRUE(h != NULL);
+	*(void **)&fk.alloc = dlsym(h, "fakecuda_alloc");
+	*(void **)&fk.free = dlsym(h, "fakecuda_free");
+	*(void **)&fk.set_polls = dlsym(h, "fakecuda_set_polls");
+	*(void **)&fk.fail_copy = dlsym(h, "fakecuda_fail_copy");
+	*(void **)&fk.stat = dlsym(h, "fakecuda_stat");
+	*(void **)&fk.set_device_calls = dlsym(h, "fakecuda_set_device_calls");
+	EXPECT_TRUE(fk.alloc && fk.free && fk.set_polls && fk.fail_copy &&
+		    fk.stat && fk.set_device_calls);
+}
+
+static void cuda_up(struct side *s, struct plx_region *bounce, uint8_t *pool)
+{
+	struct plx_cuda_config cfg;
+
+	EXPECT_OK(plx_mem_register(
+		&s->r, bounce, pool, NSLOTS * CHUNK,
+		0 /* no remote access: local bounce memory */));
+	plx_cuda_config_init(&cfg);
+	cfg.library = FAKE_CUDART;
+	cfg.bounce = bounce;
+	cfg.chunk = CHUNK;
+	EXPECT_OK(plx_cuda_init(&s->r, &cfg));
+}
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		p[i] = (uint8_t)(seed >> 56);
+	}
+}
+
+static void run(struct tracked *t)
+{
+	EXPECT_TRUE(pair_until(&A, &B, &t->done, 10000));
+}
+
+static struct plx_cuda_stats stats(struct side *s)
+{
+	struct plx_cuda_stats st;
+
+	EXPECT_OK(plx_cuda_stats(&s->r, &st));
+	return st;
+}
+
+/* Every slot back in the pool, nothing copying. */
+static void all_back(void)
+{
+	for (int i = 0; i < 100 && (stats(&A).slots_free != NSLOTS ||
+				    stats(&B).slots_free != NSLOTS);
+	     i++)
+		pair_poll(&A, &B);
+	EXPECT_EQ(stats(&A).slots_free, NSLOTS);
+	EXPECT_EQ(stats(&B).slots_free, NSLOTS);
+	EXPECT_EQ(fk.stat("pending"), 0);
+}
+
+static void setup(void)
+{
+	load_fake();
+	side_init(&A, NULL, NULL, NULL);
+	side_init(&B, "127.0.0.1", NULL, NULL);
+	cuda_up(&A, &a_bounce, a_pool);
+	cuda_up(&B, &b_bounce, b_pool);
+	a_dev = fk.alloc(DEVLEN);
+	b_dev = fk.alloc(DEVLEN);
+	EXPECT_TRUE(a_dev && b_dev);
+	EXPECT_OK(
+		plx_mem_register(&A.r, &a_dreg, a_dev, DEVLEN, PLX_ACCESS_ALL));
+	EXPECT_OK(
+		plx_mem_register(&B.r, &b_dreg, b_dev, DEVLEN, PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_register(&A.r, &a_hreg, a_host, DEVLEN,
+				   PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_register(&B.r, &b_hreg, b_host, DEVLEN,
+				   PLX_ACCESS_ALL));
+	EXPECT_TRUE(b_dreg.plx_hints & PLX_HINT_CUDA);
+	EXPECT_OK(plx_mem_desc(&B.r, &b_dreg, &b_ddesc));
+	EXPECT_OK(plx_mem_desc(&B.r, &b_hreg, &b_hdesc));
+	EXPECT_OK(plx_tcp_connect(&A.r, "127.0.0.1", B.port, &ep));
+	EXPECT_TRUE(pair_wait_event(&A, &B, &A, PLX_EP_CONNECTED, 5000));
+	EXPECT_TRUE(pair_wait_event(&A, &B, &B, PLX_EP_ACCEPTED, 5000));
+}
+
+/* Device to remote device, and back. */
+static void test_write_read(void)
+{
+	const size_t len = 5 * CHUNK + 777; /* six chunks, the last short */
+	struct plx_cuda_stats a0 = stats(&A), b0 = stats(&B), a1, b1;
+	struct tracked t;
+
+	fill(a_dev, len, 1);
+	memset(b_dev, 0, len + 64);
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(ep, &t.op, a_dev, len, &b_ddesc, 32));
+	run(&t);
+	EXPECT_OK(t.status);
+	EXPECT_EQ(t.bytes, len);
+	EXPECT_MEM_EQ(b_dev + 32, a_dev, len);
+	a1 = stats(&A);
+	b1 = stats(&B);
+	EXPECT_EQ(a1.copies_d2h - a0.copies_d2h, 6); /* one per chunk */
+	EXPECT_EQ(a1.bytes_d2h - a0.bytes_d2h, len);
+	EXPECT_GE(b1.copies_h2d - b0.copies_h2d, 6); /* chunk-sized or less */
+	EXPECT_EQ(b1.bytes_h2d - b0.bytes_h2d, len);
+	EXPECT_EQ(a1.staged_ops - a0.staged_ops, 1);
+	/* copy and network overlapped: chunks were copied while earlier
+	 * ones were on the wire, and several copies were in flight */
+	EXPECT_GT(a1.overlapped, a0.overlapped);
+	EXPECT_GE(a1.max_copies_inflight, 2);
+
+	/* read it back into another part of local device memory */
+	memset(a_dev + DEVLEN / 2, 0, len);
+	tracked_init(&t);
+	EXPECT_OK(
+		plx_ep_read(ep, &t.op, a_dev + DEVLEN / 2, len, &b_ddesc, 32));
+	run(&t);
+	EXPECT_OK(t.status);
+	EXPECT_EQ(t.bytes, len);
+	EXPECT_MEM_EQ(a_dev + DEVLEN / 2, a_dev, len);
+
+	/* host source into remote device memory, remote device memory into
+	 * a host buffer: only the target side stages */
+	fill(a_host, len, 2);
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(ep, &t.op, a_host, len, &b_ddesc, 0));
+	run(&t);
+	EXPECT_OK(t.status);
+	EXPECT_MEM_EQ(b_dev, a_host, len);
+	memset(a_host + len, 0, CHUNK);
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_read(ep, &t.op, a_host + len, CHUNK, &b_ddesc, 5));
+	run(&t);
+	EXPECT_OK(t.status);
+	EXPECT_MEM_EQ(a_host + len, a_host + 5, CHUNK);
+	/* device source into remote host memory */
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(ep, &t.op, a_dev, len, &b_hdesc, 0));
+	run(&t);
+	EXPECT_OK(t.status);
+	EXPECT_MEM_EQ(b_host, a_dev, len);
+	/* a read of remote device memory larger than half its pool, from a
+	 * host buffer (no local staging to split it): refused by the
+	 * target, nothing lost */
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_read(ep, &t.op, a_host, (NSLOTS / 2) * CHUNK + 1,
+			      &b_ddesc, 0));
+	run(&t);
+	EXPECT_STATUS(t.status, PLX_EMSGSIZE);
+	all_back();
+}
+
+static void test_write_imm(void)
+{
+	const size_t len = 3 * CHUNK + 100;
+	struct tracked t;
+	int imms = B.imm_count;
+
+	fill(a_dev + 4096, len, 3);
+	B.imm_expect = a_dev + 4096;
+	B.imm_at = b_dev + 8192;
+	B.imm_data_ok = 0;
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write_imm(ep, &t.op, a_dev + 4096, len, &b_ddesc, 8192,
+				   0xfeed));
+	run(&t);
+	EXPECT_OK(t.status);
+	EXPECT_EQ(B.imm_count, imms + 1);
+	EXPECT_EQ(B.last_imm, 0xfeed);
+	EXPECT_EQ(B.last_imm_len, len);
+	EXPECT_TRUE(B.imm_data_ok); /* all in place when the handler ran */
+	B.imm_expect = NULL;
+	/* from device memory, one frame from one run: half the pool at most */
+	tracked_init(&t);
+	EXPECT_STATUS(plx_ep_write_imm(ep, &t.op, a_dev, NSLOTS / 2 * CHUNK + 1,
+				       &b_ddesc, 0, 1),
+		      PLX_EMSGSIZE);
+	all_back();
+}
+
+/* One message from @src on A into @dst on B. */
+static void send_one(const uint8_t *src, uint8_t *dst, size_t len, uint64_t tag)
+{
+	struct tracked s, r;
+	struct plx_ep *bep = B.accepted;
+
+	tracked_init(&s);
+	tracked_init(&r);
+	EXPECT_OK(plx_ep_recv(bep, &r.op, dst, len + 100, tag, ~0ull));
+	EXPECT_OK(plx_ep_send(ep, &s.op, src, len, tag));
+	run(&s);
+	run(&r);
+	EXPECT_OK(s.status);
+	EXPECT_OK(r.status);
+	EXPECT_EQ(r.bytes, len);
+	EXPECT_MEM_EQ(dst, src, len);
+}
+
+static void test_send_recv(void)
+{
+	const size_t len = 2 * CHUNK + 11;
+	struct tracked t;
+
+	fill(a_dev, len, 4);
+	fill(a_host, len, 5);
+	send_one(a_dev, b_dev + 4096, len, 1);	     /* device to device */
+	send_one(a_dev + 1, b_host, len, 2);	     /* device to host */
+	send_one(a_host, b_dev + 3 * CHUNK, len, 3); /* host to device */
+	send_one(a_dev, b_dev, 0, 4);		     /* empty */
+	/* a message must fit one run of at most half the pool */
+	tracked_init(&t);
+	EXPECT_STATUS(plx_ep_send(ep, &t.op, a_dev, NSLOTS / 2 * CHUNK + 1, 9),
+		      PLX_EMSGSIZE);
+	EXPECT_STATUS(plx_ep_recv(ep, &t.op, a_dev, NSLOTS / 2 * CHUNK + 1, 9,
+				  ~0ull),
+		      PLX_EMSGSIZE);
+	EXPECT_EQ(t.done, 0);
+	all_back();
+}
+
+/* More transfers than slots: they wait for slots and all complete; staged
+ * sends keep their order. */
+static void test_many(void)
+{
+	enum {
+		NW = 12,
+		NS = 6
+	};
+	static struct tracked w[NW], s[NS], r[NS];
+	const size_t wl = 3 * CHUNK, sl = CHUNK + 5;
+	struct plx_ep *bep = B.accepted;
+	uint64_t waits0 = stats(&A).slot_waits;
+	int done;
+
+	for (int i = 0; i < NW; i++) {
+		fill(a_dev + (size_t)i * wl, wl, 100 + (uint64_t)i);
+		tracked_init(&w[i]);
+		EXPECT_OK(plx_ep_write(ep, &w[i].op, a_dev + (size_t)i * wl, wl,
+				       &b_ddesc, (uint64_t)i * wl));
+	}
+	for (int i = 0; i < NS; i++) {
+		fill(a_host + (size_t)i * sl, sl, 200 + (uint64_t)i);
+		memcpy(a_dev + 3 * DEVLEN / 4 + (size_t)i * sl,
+		       a_host + (size_t)i * sl, sl);
+		tracked_init(&r[i]);
+		tracked_init(&s[i]);
+		/* any tag: the order of arrival decides which receive */
+		EXPECT_OK(plx_ep_recv(bep, &r[i].op,
+				      b_host + (size_t)i * (sl + 100), sl + 100,
+				      0, 0));
+		EXPECT_OK(plx_ep_send(ep, &s[i].op,
+				      a_dev + 3 * DEVLEN / 4 + (size_t)i * sl,
+				      sl, (uint64_t)i));
+	}
+	for (uint64_t end = plx_now_ns() + 20000000000ull;
+	     plx_now_ns() < end;) {
+		done = 0;
+		for (int i = 0; i < NW; i++)
+			done += w[i].done;
+		for (int i = 0; i < NS; i++)
+			done += s[i].done + r[i].done;
+		if (done == NW + 2 * NS)
+			break;
+		pair_poll(&A, &B);
+	}
+	for (int i = 0; i < NW; i++) {
+		EXPECT_EQ(w[i].done, 1);
+		EXPECT_OK(w[i].status);
+		EXPECT_MEM_EQ(b_dev + (size_t)i * wl, a_dev + (size_t)i * wl,
+			      wl);
+	}
+	for (int i = 0; i < NS; i++) {
+		EXPECT_EQ(s[i].done, 1);
+		EXPECT_OK(s[i].status);
+		EXPECT_OK(r[i].status);
+		EXPECT_EQ(r[i].bytes, sl);
+		/* receive i got message i */
+		EXPECT_MEM_EQ(b_host + (size_t)i * (sl + 100),
+			      a_host + (size_t)i * sl, sl);
+	}
+	EXPECT_GT(stats(&A).slot_waits, waits0);
+	all_back();
+}
+
+static void test_errors(void)
+{
+	const size_t len = 4 * CHUNK;
+	struct plx_cuda_info in;
+	struct tracked t;
+
+	/* the initiator's second device-to-host copy fails */
+	fill(a_dev, len, 6);
+	tracked_init(&t);
+	fk.fail_copy(2);
+	EXPECT_OK(plx_ep_write(ep, &t.op, a_dev, len, &b_ddesc, 0));
+	run(&t);
+	EXPECT_STATUS(t.status, PLX_ECUDA);
+	EXPECT_EQ(t.done, 1);
+	EXPECT_OK(plx_cuda_info(&A.r, &in));
+	EXPECT_EQ(in.last_error, (int)cudaErrorIllegalAddress);
+	all_back();
+	/* the target's first host-to-device copy fails: the write is
+	 * refused (NACK), and the connection goes on */
+	tracked_init(&t);
+	fk.fail_copy(1);
+	EXPECT_OK(plx_ep_write(ep, &t.op, a_host, len, &b_ddesc, 0));
+	run(&t);
+	EXPECT_STATUS(t.status, PLX_ECUDA);
+	EXPECT_OK(plx_cuda_info(&B.r, &in));
+	EXPECT_EQ(in.last_error, (int)cudaErrorIllegalAddress);
+	all_back();
+	/* and a read whose target copy fails */
+	tracked_init(&t);
+	fk.fail_copy(1);
+	EXPECT_OK(plx_ep_read(ep, &t.op, a_host, CHUNK, &b_ddesc, 0));
+	run(&t);
+	EXPECT_STATUS(t.status, PLX_ECUDA);
+	all_back();
+	fk.fail_copy(0);
+	fill(a_dev, len, 7);
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(ep, &t.op, a_dev, len, &b_ddesc, 0));
+	run(&t);
+	EXPECT_OK(t.status);
+	EXPECT_MEM_EQ(b_dev, a_dev, len);
+	all_back();
+}
+
+static void test_cancel(void)
+{
+	const size_t len = DEVLEN / 2;
+	struct tracked t;
+
+	fill(a_dev, len, 8);
+	fk.set_polls(20); /* slow copies: the transfer is surely mid-way */
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(ep, &t.op, a_dev, len, &b_ddesc, 0));
+	for (int i = 0; i < 60; i++)
+		pair_poll(&A, &B);
+	EXPECT_EQ(t.done, 0);
+	EXPECT_OK(plx_op_cancel(&A.r, &t.op));
+	EXPECT_STATUS(plx_op_cancel(&A.r, &t.op), PLX_EALREADY);
+	run(&t);
+	for (int i = 0; i < 200; i++)
+		pair_poll(&A, &B);
+	EXPECT_EQ(t.done, 1);
+	EXPECT_STATUS(t.status, PLX_ECANCELED);
+	fk.set_polls(3);
+	all_back();
+	/* the endpoint still works */
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(ep, &t.op, a_dev, 2 * CHUNK, &b_ddesc, 0));
+	run(&t);
+	EXPECT_OK(t.status);
+	EXPECT_MEM_EQ(b_dev, a_dev, 2 * CHUNK);
+}
+
+int main(void)
+{
+	unsigned long setdev;
+
+	setup();
+	setdev = fk.set_device_calls();
+	test_write_read();
+	test_write_imm();
+	test_send_recv();
+	test_many();
+	test_errors();
+	test_cancel();
+	/* only the oldest copy of a stream was ever asked about, and the
+	 * caller's current device was never switched while ops ran */
+	EXPECT_EQ(fk.stat("nonoldest"), 0);
+	EXPECT_GT(fk.stat("queries"), 0);
+	EXPECT_EQ(fk.set_device_calls(), setdev);
+	/* the bounce pool is refused while in use; once idle, deregistering
+	 * it ends staging */
+	{
+		struct tracked t;
+
+		tracked_init(&t);
+		EXPECT_OK(
+			plx_ep_write(ep, &t.op, a_dev, 2 * CHUNK, &b_ddesc, 0));
+		EXPECT_STATUS(plx_mem_deregister(&A.r, &a_bounce), PLX_EBUSY);
+		run(&t);
+		EXPECT_OK(t.status);
+		all_back();
+		EXPECT_OK(plx_mem_deregister(&A.r, &a_bounce));
+		EXPECT_OK(plx_mem_deregister(&B.r, &b_bounce));
+		EXPECT_EQ(stats(&A).slots, 0);
+		/* staged ops are refused from now on */
+		EXPECT_STATUS(plx_ep_write(ep, &t.op, a_dev, 64, &b_ddesc, 0),
+			      PLX_ENOTSUP);
+	}
+	EXPECT_OK(plx_mem_deregister(&A.r, &a_dreg));
+	EXPECT_OK(plx_mem_deregister(&B.r, &b_dreg));
+	EXPECT_OK(plx_mem_deregister(&A.r, &a_hreg));
+	EXPECT_OK(plx_mem_deregister(&B.r, &b_hreg));
+	EXPECT_OK(plx_ep_close(ep));
+	side_fini(&A, &B);
+	side_fini(&B, NULL);
+	EXPECT_EQ(fk.stat("host_registered"), 0); /* the pools unpinned */
+	fk.free(a_dev);
+	fk.free(b_dev);
+	return 0;
+}
