@@ -22,7 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 PLX_DEB_PACKAGES=(
 	cmake ninja-build gcc g++ clang libclang-rt-14-dev
 	libmimalloc-dev libibverbs-dev libsodium-dev
-	pkg-config clang-format iproute2
+	pkg-config clang-format iproute2 valgrind
 )
 
 # run CMD... - echo a command, shell-quoted, then run it.
@@ -304,6 +304,60 @@ mode_fuzz()
 	return $status
 }
 
+# ./build.sh valgrind: every example, with arguments small enough for
+# valgrind (it runs one thread at a time), one entry per example.
+PLX_VALGRIND_RUNS=(
+	"pingpong --iters 20"
+	"serving_loop --requests 50"
+	"kv_transfer --blocks 8 --block-size 4k"
+	"plx_bench --quick --sizes 8,4k --iters 50 --time 0.01 --window 1,4"
+	"ring_demo 1000"
+	"plx_bench_reactor --quick --only idle"
+	"plx_bench_stripe --smoke"
+)
+
+# mode_valgrind - build build/valgrind (-O1 -g, no sanitizers, internal
+# allocations from libc so memcheck sees them: -DPLX_ALLOC_LIBC=ON) and run
+# every example under memcheck. Fails on any memcheck error, a definite or
+# indirect leak, a failing example, or an example with no entry above.
+mode_valgrind()
+{
+	local dir=build/valgrind run_ name e found status=0 failed=()
+	local vg=(valgrind -q --error-exitcode=1 --leak-check=full
+		--errors-for-leak-kinds=definite,indirect
+		--show-leak-kinds=definite,indirect --fair-sched=yes)
+
+	configure_and_build "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
+		-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+		-DPLX_ALLOC_LIBC=ON -DPLX_BUILD_TESTS=OFF
+	for e in "$dir"/examples/*; do
+		[[ -f "$e" && -x "$e" ]] || continue
+		found=0
+		for run_ in "${PLX_VALGRIND_RUNS[@]}"; do
+			[[ "${run_%% *}" == "$(basename "$e")" ]] && found=1
+		done
+		((found)) || die "valgrind: example $(basename "$e") has no" \
+			"entry in PLX_VALGRIND_RUNS"
+	done
+	for run_ in "${PLX_VALGRIND_RUNS[@]}"; do
+		name=${run_%% *}
+		# Word splitting intended: the example's arguments.
+		# shellcheck disable=SC2086
+		if ! run timeout 600 "${vg[@]}" "$dir/examples/$name" \
+			${run_#"$name"}; then
+			status=1
+			failed+=("$name")
+		fi
+	done
+	if ((status)); then
+		echo "build.sh: valgrind FAILED: ${failed[*]}" >&2
+	else
+		echo "build.sh: valgrind passed (${#PLX_VALGRIND_RUNS[@]} examples)"
+	fi
+	return $status
+}
+
 mode_lint()
 {
 	local status=0 files=()
@@ -341,6 +395,9 @@ usage: ./build.sh [mode] [args...]
   fuzz [SECONDS]     clang + libFuzzer (-DPLX_FUZZ=ON), build/fuzz; run each
                      fuzz target for SECONDS/targets s (default 60 in all,
                      at least 5 each) on a scratch copy of its corpus
+  valgrind           build build/valgrind (-O1 -g, -DPLX_ALLOC_LIBC=ON) and
+                     run every example under valgrind memcheck (leaks and
+                     errors fail), with small arguments; about a minute
   bench              release build, then the standard benchmark matrix as
                      docs/benchmarks.md Markdown: plx_bench_reactor --md and
                      plx_bench (TCP latency and bandwidth with the raw-socket
@@ -376,7 +433,7 @@ clean)
 	run rm -rf build
 	exit 0
 	;;
-release | debug | run | test | asan | tsan | lint | fuzz | bench | rdma | install) ;;
+release | debug | run | test | asan | tsan | lint | fuzz | valgrind | bench | rdma | install) ;;
 *)
 	usage >&2
 	die "unknown mode '$mode'"
@@ -444,6 +501,10 @@ lint)
 fuzz)
 	(($# <= 1)) || die "usage: ./build.sh fuzz [SECONDS]"
 	mode_fuzz "$@"
+	;;
+valgrind)
+	(($# == 0)) || die "usage: ./build.sh valgrind"
+	mode_valgrind
 	;;
 bench)
 	build_release
