@@ -338,6 +338,55 @@ static void test_many(void)
 	all_back();
 }
 
+/* Submitted from another thread's point of view: through the ring. */
+static void test_mt(void)
+{
+	struct plx_op op;
+	const size_t len = 2 * CHUNK + 3;
+
+	fill(a_dev + 64, len, 9);
+	plx_op_init(&op, NULL, NULL);
+	EXPECT_OK(plx_ep_write_mt(ep, &op, a_dev + 64, len, &b_ddesc, 128));
+	for (int i = 0; i < 1000 && !plx_req_test_mt(&op.req); i++)
+		pair_poll(&A, &B);
+	EXPECT_TRUE(plx_req_test_mt(&op.req));
+	EXPECT_OK(op.req.status);
+	EXPECT_MEM_EQ(b_dev + 128, a_dev + 64, len);
+	all_back();
+}
+
+/* A transfer that waits for slots past its deadline times out. */
+static void test_wait_timeout(void)
+{
+	struct tracked big, late;
+
+	fk.set_polls(1000000); /* copies that do not finish */
+	tracked_init(&big);
+	tracked_init(&late);
+	EXPECT_OK(plx_ep_write(ep, &big.op, a_dev, NSLOTS / 2 * CHUNK, &b_ddesc,
+			       0));
+	EXPECT_OK(plx_ep_write(ep, &late.op, a_dev, NSLOTS / 2 * CHUNK,
+			       &b_ddesc, 0));
+	/* the pool is full (two transfers of half of it each); a third
+	 * waits, with a short timeout */
+	{
+		struct tracked w;
+
+		tracked_init(&w);
+		w.op.timeout_ns = 50000000; /* 50 ms */
+		EXPECT_OK(plx_ep_write(ep, &w.op, a_dev, CHUNK, &b_ddesc, 0));
+		EXPECT_TRUE(pair_until(&A, &B, &w.done, 5000));
+		EXPECT_STATUS(w.status, PLX_ETIMEDOUT);
+		EXPECT_EQ(big.done + late.done, 0);
+	}
+	fk.set_polls(3); /* pending events too */
+	run(&big);
+	run(&late);
+	EXPECT_OK(big.status);
+	EXPECT_OK(late.status);
+	all_back();
+}
+
 static void test_errors(void)
 {
 	const size_t len = 4 * CHUNK;
@@ -421,6 +470,8 @@ int main(void)
 	test_write_imm();
 	test_send_recv();
 	test_many();
+	test_mt();
+	test_wait_timeout();
 	test_errors();
 	test_cancel();
 	/* only the oldest copy of a stream was ever asked about, and the

@@ -119,7 +119,8 @@ unsigned long fakecuda_set_device_calls(void)
 	return set_device_calls;
 }
 
-/* Event queries before an event completes (at least 1). */
+/* Event queries before an event completes (at least 1; lowers the count
+ * of events already pending too). */
 void fakecuda_set_polls(int n)
 {
 	polls_needed = n < 1 ? 1 : n;
@@ -314,6 +315,8 @@ cudaError_t cudaEventQuery(cudaEvent_t e)
 		return e->err;
 	if (s->ev[s->ev_head % FAKE_QMAX] != e)
 		nonoldest_queries++;
+	if (e->polls_left > polls_needed)
+		e->polls_left = polls_needed; /* fakecuda_set_polls() lowered */
 	if (--e->polls_left > 0)
 		return cudaErrorNotReady;
 	/* complete every earlier event of the stream too (stream order) */

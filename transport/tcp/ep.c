@@ -772,6 +772,8 @@ void plx__tcp_expire(struct plx__tcp *t, uint64_t now)
 		expire_list(t, &ep->posted, now);
 		plx__rdma_expire(ep, now);
 	}
+	if (t->stage)
+		plx__stage_expire(t, now);
 }
 
 /* ---- public operations --------------------------------------------------- */

@@ -421,6 +421,17 @@ void plx__stage_cancel(struct plx__op *o, int status)
 	finish(t, x);
 }
 
+/* A transfer still waiting for slots at its deadline times out (once
+ * started, its chunks carry the timeout). */
+void plx__stage_expire(struct plx__tcp *t, uint64_t now)
+{
+	for (struct plx__xfer *x = t->stage->wait_head, *next; x; x = next) {
+		next = x->next;
+		if (x->o->deadline <= now)
+			plx__stage_cancel(x->o, PLX_ETIMEDOUT);
+	}
+}
+
 void plx__stage_ep_down(struct plx_ep *ep, int status)
 {
 	struct plx__stage *g = ep->t->stage;

@@ -327,6 +327,7 @@ int plx__stage_check(struct plx__tcp *t, const struct plx__op *o,
 void plx__stage_start(struct plx_ep *ep, struct plx__op *o);
 void plx__stage_cancel(struct plx__op *o, int status);
 void plx__stage_ep_down(struct plx_ep *ep, int status);
+void plx__stage_expire(struct plx__tcp *t, uint64_t now);
 void plx__stage_fini(struct plx__tcp *t);
 int plx__stage_rx_begin(struct plx__conn *c, uint64_t addr);
 bool plx__stage_rx_slot(struct plx__conn *c);
