@@ -34,7 +34,8 @@
 #define O_POOL 0x02
 #define O_HOLD 0x04
 #define O_RECV 0x08
-#define O_CHUNK(i) ((uint8_t)((i) << 4)) /* 1: 1-byte, 5: 7, 10: 100 */
+#define O_CHUNK(i) ((uint8_t)((i) << 4)) /* 1, 2, 3, 7, 100, 509, 4096 B */
+#define O_NOSEAL 0x80
 
 static const char *outdir;
 static int nfiles;
@@ -171,7 +172,7 @@ static void writes(void)
 	put("writes");
 	s.b[0] = O_CHUNK(1);
 	put("writes-bytewise");
-	s.b[0] = O_CHUNK(5);
+	s.b[0] = O_CHUNK(4);
 	put("writes-7");
 }
 
@@ -191,7 +192,7 @@ static void reads(void)
 	write_(PLX__OP_WRITE, 1, PAGE, 64); /* then read back */
 	read_(10, 1, PAGE, 64);
 	put("reads");
-	s.b[0] = O_CHUNK(10);
+	s.b[0] = O_CHUNK(5);
 	put("reads-100");
 }
 
@@ -340,6 +341,13 @@ static void control(void)
 	add(fr(PLX__OP_HELLO, 0), NULL, 0); /* after the handshake */
 	put("hello-again");
 
+	/* a header changed on the way: its CRC no longer matches */
+	begin(O_NOSEAL);
+	add(fr(PLX__OP_PING, 5), NULL, 0);
+	write_(PLX__OP_WRITE, 1, PAGE, 8);
+	s.b[s.n - 8 - 20] ^= 0x10; /* a bit of the write's address */
+	put("crc-bad");
+
 	/* control entries run out: the connection stops reading */
 	begin(0);
 	for (int i = 0; i < 80; i++)
@@ -372,7 +380,7 @@ static void raw(void)
 
 static void big(void)
 {
-	begin(O_CHUNK(12));
+	begin(O_CHUNK(6));
 	write_(PLX__OP_WRITE, 1, PAGE, PAGE);
 	write_(PLX__OP_WRITE_IMM, 3, 3 * PAGE, PAGE);
 	read_(1, 1, PAGE, PAGE);
