@@ -14,7 +14,8 @@
  * frame: the handler sees all the data in place), send/recv between every mix of
  * device and host buffers, a message larger than half the pool refused
  * at submission, many transfers at once (slots reused, FIFO order of
- * staged sends kept, every slot back afterwards), copy errors on the
+ * staged sends kept, every slot back afterwards), both reactors writing
+ * into each other's device memory at once, copy errors on the
  * initiator and on the target (PLX_ECUDA with the original code kept, the
  * connection still usable), cancel in the middle of a transfer, and that
  * pollux never asked about an event other than the oldest in flight on
@@ -338,6 +339,57 @@ static void test_many(void)
 	all_back();
 }
 
+/* Both reactors write into each other's device memory at once, more
+ * than either pool holds: each serves the other's writes from the half of
+ * its pool kept for peers, so neither waits for ACKs it cannot read. */
+static void test_both_ways(void)
+{
+	enum {
+		N = 8
+	};
+	static struct tracked ab[N], ba[N];
+	const size_t wl = 3 * CHUNK + 9;
+	struct plx_desc a_ddesc;
+	struct plx_ep *bep = B.accepted;
+	int done;
+
+	EXPECT_OK(plx_mem_desc(&A.r, &a_dreg, &a_ddesc));
+	for (int i = 0; i < N; i++) {
+		fill(a_dev + (size_t)i * wl, wl, 300 + (uint64_t)i);
+		fill(b_dev + DEVLEN / 2 + (size_t)i * wl, wl,
+		     400 + (uint64_t)i);
+	}
+	for (int i = 0; i < N; i++) {
+		tracked_init(&ab[i]);
+		tracked_init(&ba[i]);
+		EXPECT_OK(plx_ep_write(ep, &ab[i].op, a_dev + (size_t)i * wl,
+				       wl, &b_ddesc, (uint64_t)i * wl));
+		EXPECT_OK(plx_ep_write(
+			bep, &ba[i].op, b_dev + DEVLEN / 2 + (size_t)i * wl, wl,
+			&a_ddesc, DEVLEN / 2 + (uint64_t)i * wl));
+	}
+	for (uint64_t end = plx_now_ns() + 20000000000ull;
+	     plx_now_ns() < end;) {
+		done = 0;
+		for (int i = 0; i < N; i++)
+			done += ab[i].done + ba[i].done;
+		if (done == 2 * N)
+			break;
+		pair_poll(&A, &B);
+	}
+	for (int i = 0; i < N; i++) {
+		EXPECT_EQ(ab[i].done, 1);
+		EXPECT_EQ(ba[i].done, 1);
+		EXPECT_OK(ab[i].status);
+		EXPECT_OK(ba[i].status);
+		EXPECT_MEM_EQ(b_dev + (size_t)i * wl, a_dev + (size_t)i * wl,
+			      wl);
+		EXPECT_MEM_EQ(a_dev + DEVLEN / 2 + (size_t)i * wl,
+			      b_dev + DEVLEN / 2 + (size_t)i * wl, wl);
+	}
+	all_back();
+}
+
 /* Submitted from another thread's point of view: through the ring. */
 static void test_mt(void)
 {
@@ -367,8 +419,9 @@ static void test_wait_timeout(void)
 			       0));
 	EXPECT_OK(plx_ep_write(ep, &late.op, a_dev, NSLOTS / 2 * CHUNK,
 			       &b_ddesc, 0));
-	/* the pool is full (two transfers of half of it each); a third
-	 * waits, with a short timeout */
+	/* the half of the pool for this reactor's own ops is taken (the
+	 * other half serves peers); further transfers wait, this one with
+	 * a short timeout */
 	{
 		struct tracked w;
 
@@ -470,6 +523,7 @@ int main(void)
 	test_write_imm();
 	test_send_recv();
 	test_many();
+	test_both_ways();
 	test_mt();
 	test_wait_timeout();
 	test_errors();

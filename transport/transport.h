@@ -92,6 +92,26 @@ struct plx__transport_ops {
 int plx__cuda_local_check(struct plx_reactor *r, const void *p, uint64_t len);
 
 /*
+ * GPUDirect RDMA, the CUDA side (transport/cuda/gdr.c; a stub in
+ * transport/cuda/disabled/), for the RDMA transport's registration of a
+ * region classified as device memory (PLX_HINT_CUDA). Owner thread.
+ *
+ * plx__cuda_gpudirect() - 1 when plx_cuda_config.gpudirect allows an MR
+ * on device memory, 0 when it says PLX_CUDA_GPUDIRECT_OFF.
+ *
+ * plx__cuda_dmabuf() - export @reg's device memory as a dma-buf: *@fd
+ * (the caller closes it) covers the page-aligned allocation around it,
+ * and @reg starts *@offset bytes into it. The caller's current device is
+ * unchanged. Return: 0; PLX_ENOTSUP (the runtime or driver cannot export:
+ * no cudaGetDriverEntryPointByVersion before CUDA 12.5, or no
+ * cuMemGetHandleForAddressRange); the driver's error mapped to a PLX_E*
+ * (the original in plx_cuda_info().last_error). Failures are logged.
+ */
+int plx__cuda_gpudirect(struct plx_reactor *r);
+int plx__cuda_dmabuf(struct plx_reactor *r, const struct plx_region *reg,
+		     int *fd, uint64_t *offset);
+
+/*
  * Staging slots (transport/cuda/stage.c): the bounce pool of
  * plx_cuda_config, cut into chunk-sized slots. A transport takes a run of
  * slots, has the CUDA transport copy between it and device memory
@@ -114,6 +134,7 @@ struct plx__cslot {
 	void *ev;
 	uint64_t len;
 	uint8_t dir;
+	uint8_t side;
 };
 
 /* The staging set-up: bytes per slot (0: no staging configured), slots,
@@ -125,9 +146,14 @@ struct plx__cuda_stage_info {
 };
 void plx__cuda_stage_info(struct plx_reactor *r,
 			  struct plx__cuda_stage_info *out);
-/* A run of slots holding @bytes (at most half the pool), or NULL when
- * none is free now (a later plx__tcp_stage_kick() says when some are). */
-struct plx__cslot *plx__cuda_get(struct plx_reactor *r, uint64_t bytes);
+/* A run of slots holding @bytes, or NULL when none is free now (a later
+ * plx__tcp_stage_kick() says when some are). @side: 0 for ops this
+ * reactor started, 1 for a peer's accesses it serves; each side may hold
+ * at most half the slots, so that neither can starve the other: a
+ * connection waiting for a slot for a peer's write must not wait on the
+ * ACKs behind that write, which free this side's own slots. */
+struct plx__cslot *plx__cuda_get(struct plx_reactor *r, uint64_t bytes,
+				 int side);
 void plx__cuda_put(struct plx_reactor *r, struct plx__cslot *s);
 /* Copy @n bytes between @s->buf and device address @dev: to the device
  * when @to_device, else from it. Return 0 (@done will run) or a PLX_E*
@@ -144,6 +170,7 @@ void plx__tcp_stage_kick(struct plx_reactor *r);
 /* Slots of struct plx_region's plx_transport[]. */
 #define PLX__TSLOT_RDMA 0 /* struct ibv_mr * */
 #define PLX__TSLOT_CUDA 1 /* device ordinal + 1, for device memory */
+#define PLX__TSLOT_GDR 2  /* enum plx_cuda_path, set by the RDMA transport */
 
 /*
  * plx__reactor_add_transport() - attach @ops/@ctx to @r (owner thread).

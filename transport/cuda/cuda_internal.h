@@ -31,6 +31,7 @@ struct plx__cuda {
 	uint64_t pool_len;
 	bool pool_pinned; /* we cudaHostRegister()ed it */
 	uint32_t chunk, nslots, nfree;
+	uint32_t held[2]; /* slots taken by each side (plx__cuda_get) */
 	struct plx__cslot *slots;
 	uint8_t *used;		/* per slot: 1 while part of a taken run */
 	cudaStream_t stream[2]; /* [0] device to host, [1] host to device */

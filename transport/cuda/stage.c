@@ -151,7 +151,8 @@ void plx__cuda_stage_info(struct plx_reactor *r,
 	out->st = &c->st;
 }
 
-struct plx__cslot *plx__cuda_get(struct plx_reactor *r, uint64_t bytes)
+struct plx__cslot *plx__cuda_get(struct plx_reactor *r, uint64_t bytes,
+				 int side)
 {
 	struct plx__cuda *c = cuda_of(r);
 	uint64_t n;
@@ -160,7 +161,7 @@ struct plx__cslot *plx__cuda_get(struct plx_reactor *r, uint64_t bytes)
 	if (!c || !c->nslots)
 		return NULL;
 	n = bytes ? (bytes + c->chunk - 1) / c->chunk : 1;
-	if (n > c->nslots / 2 || n > c->nfree)
+	if (c->held[side] + n > c->nslots / 2 || n > c->nfree)
 		goto none;
 	/* first fit: pools are tens of slots */
 	for (uint32_t i = 0; i < c->nslots; i++) {
@@ -170,8 +171,10 @@ struct plx__cslot *plx__cuda_get(struct plx_reactor *r, uint64_t bytes)
 
 			memset(c->used + s->idx, 1, n);
 			c->nfree -= (uint32_t)n;
+			c->held[side] += (uint32_t)n;
 			c->st.slots_free = c->nfree;
 			s->run = (uint32_t)n;
+			s->side = (uint8_t)side;
 			s->done = NULL;
 			s->owner = NULL;
 			return s;
@@ -189,6 +192,7 @@ void plx__cuda_put(struct plx_reactor *r, struct plx__cslot *s)
 
 	memset(c->used + s->idx, 0, s->run);
 	c->nfree += s->run;
+	c->held[s->side] -= s->run;
 	c->st.slots_free = c->nfree;
 	s->run = 0;
 	s->owner = NULL;

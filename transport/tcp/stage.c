@@ -296,7 +296,7 @@ static void pump(struct plx__tcp *t, struct plx__xfer *x)
 
 		if (!one && n > g->info.chunk)
 			n = g->info.chunk;
-		s = plx__cuda_get(t->r, n);
+		s = plx__cuda_get(t->r, n, 0);
 		if (!s) {
 			if (!x->out)
 				enqueue(g, x); /* nothing out will wake us */
@@ -452,7 +452,7 @@ static bool rx_slot(struct plx__conn *c, uint64_t left)
 {
 	uint32_t chunk = c->t->stage->info.chunk;
 	uint64_t n = left < chunk ? left : chunk;
-	struct plx__cslot *s = plx__cuda_get(c->t->r, n);
+	struct plx__cslot *s = plx__cuda_get(c->t->r, n, 1);
 
 	if (!s)
 		return false;
@@ -609,7 +609,7 @@ int plx__stage_read_req(struct plx__conn *c, const struct plx__frame *f)
 		plx__conn_send_ctrl(c, &r, NULL, 0);
 		return 0;
 	}
-	s = plx__cuda_get(c->t->r, f->len);
+	s = plx__cuda_get(c->t->r, f->len, 1);
 	if (!s)
 		return 1;      /* retried when slots come back */
 	e = plx__conn_ctrl(c); /* reserved before the frame was taken */

@@ -62,10 +62,12 @@ void plx__cuda_stage_info(struct plx_reactor *r,
 	memset(out, 0, sizeof(*out));
 }
 
-struct plx__cslot *plx__cuda_get(struct plx_reactor *r, uint64_t bytes)
+struct plx__cslot *plx__cuda_get(struct plx_reactor *r, uint64_t bytes,
+				 int side)
 {
 	(void)r;
 	(void)bytes;
+	(void)side;
 	return NULL;
 }
 
