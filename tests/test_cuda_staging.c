@@ -15,7 +15,9 @@
  * device and host buffers, a message larger than half the pool refused
  * at submission, many transfers at once (slots reused, FIFO order of
  * staged sends kept, every slot back afterwards), both reactors writing
- * into each other's device memory at once, copy errors on the
+ * into each other's device memory at once, 150 reads of remote device
+ * memory in flight (more than a connection's control entries), copy
+ * errors on the
  * initiator and on the target (PLX_ECUDA with the original code kept, the
  * connection still usable), cancel in the middle of a transfer, and that
  * pollux never asked about an event other than the oldest in flight on
@@ -513,6 +515,83 @@ static void test_cancel(void)
 	EXPECT_MEM_EQ(b_dev, a_dev, 2 * CHUNK);
 }
 
+/* Many staged READ_REQs at once on a target with a big pool: more
+ * responses wait for their copies than the connection has control
+ * entries; the connection pauses and resumes as responses leave. */
+static void test_many_reads(void)
+{
+	enum {
+		NR = 150,
+		BIG = 200
+	};
+	static struct side C, D;
+	static struct tracked r[NR];
+	struct plx_region c_bounce, d_bounce, d_dreg, c_hreg;
+	struct plx_cuda_config cfg;
+	struct plx_desc dd;
+	struct plx_ep *cep;
+	uint8_t *cpool = aligned_alloc(4096, (size_t)BIG * CHUNK);
+	uint8_t *dpool = aligned_alloc(4096, (size_t)BIG * CHUNK);
+	uint8_t *dmem = fk.alloc((size_t)NR * 4096);
+	uint8_t *host = malloc((size_t)NR * 4096);
+	int done;
+
+	EXPECT_TRUE(cpool && dpool && dmem && host);
+	side_init(&C, NULL, NULL, NULL);
+	side_init(&D, "127.0.0.1", NULL, NULL);
+	EXPECT_OK(plx_mem_register(&C.r, &c_bounce, cpool, (size_t)BIG * CHUNK,
+				   0));
+	EXPECT_OK(plx_mem_register(&D.r, &d_bounce, dpool, (size_t)BIG * CHUNK,
+				   0));
+	plx_cuda_config_init(&cfg);
+	cfg.library = FAKE_CUDART;
+	cfg.chunk = CHUNK;
+	cfg.bounce = &c_bounce;
+	EXPECT_OK(plx_cuda_init(&C.r, &cfg));
+	cfg.bounce = &d_bounce;
+	EXPECT_OK(plx_cuda_init(&D.r, &cfg));
+	fill(dmem, (size_t)NR * 4096, 500);
+	EXPECT_OK(plx_mem_register(&D.r, &d_dreg, dmem, (size_t)NR * 4096,
+				   PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_register(&C.r, &c_hreg, host, (size_t)NR * 4096,
+				   PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_desc(&D.r, &d_dreg, &dd));
+	EXPECT_OK(plx_tcp_connect(&C.r, "127.0.0.1", D.port, &cep));
+	EXPECT_TRUE(pair_wait_event(&C, &D, &C, PLX_EP_CONNECTED, 5000));
+	fk.set_polls(50); /* responses wait for their copies a while */
+	for (int i = 0; i < NR; i++) {
+		tracked_init(&r[i]);
+		EXPECT_OK(plx_ep_read(cep, &r[i].op, host + (size_t)i * 4096,
+				      4096, &dd, (uint64_t)i * 4096));
+	}
+	for (uint64_t end = plx_now_ns() + 20000000000ull;
+	     plx_now_ns() < end;) {
+		done = 0;
+		for (int i = 0; i < NR; i++)
+			done += r[i].done;
+		if (done == NR)
+			break;
+		pair_poll(&C, &D);
+	}
+	fk.set_polls(3);
+	for (int i = 0; i < NR; i++) {
+		EXPECT_EQ(r[i].done, 1);
+		EXPECT_OK(r[i].status);
+	}
+	EXPECT_MEM_EQ(host, dmem, (size_t)NR * 4096);
+	EXPECT_OK(plx_mem_deregister(&D.r, &d_dreg));
+	EXPECT_OK(plx_mem_deregister(&C.r, &c_hreg));
+	EXPECT_OK(plx_mem_deregister(&C.r, &c_bounce));
+	EXPECT_OK(plx_mem_deregister(&D.r, &d_bounce));
+	EXPECT_OK(plx_ep_close(cep));
+	side_fini(&C, &D);
+	side_fini(&D, NULL);
+	fk.free(dmem);
+	free(cpool);
+	free(dpool);
+	free(host);
+}
+
 int main(void)
 {
 	unsigned long setdev;
@@ -528,6 +607,7 @@ int main(void)
 	test_wait_timeout();
 	test_errors();
 	test_cancel();
+	test_many_reads();
 	/* only the oldest copy of a stream was ever asked about, and the
 	 * caller's current device was never switched while ops ran */
 	EXPECT_EQ(fk.stat("nonoldest"), 0);

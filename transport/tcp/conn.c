@@ -145,8 +145,12 @@ struct plx__ctrl *plx__conn_ctrl(struct plx__conn *c)
 static void ctrl_put(struct plx__conn *c, struct plx__ctrl *e)
 {
 	if (e->cs) {
+		/* a staged READ_RESP left: its slots, and the control entry
+		 * a paused connection may be waiting for, are free */
 		plx__cuda_put(c->t->r, e->cs);
 		e->cs = NULL;
+		if (c->rx_paused)
+			c->t->kick = true;
 	}
 	e->free_next = c->ctrl_free;
 	c->ctrl_free = e;
