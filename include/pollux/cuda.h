@@ -52,6 +52,10 @@ struct plx_cuda_config {
 	uint32_t max_transfers; /* staged ops at once (copying, on the
 				 * network, or waiting for slots): 256;
 				 * beyond, submissions fail with PLX_EAGAIN */
+	int gpudirect;		/* GPUDirect RDMA for registered device
+				 * memory (with the RDMA transport
+				 * attached): PLX_CUDA_GPUDIRECT_AUTO
+				 * (default) or _OFF */
 };
 
 /* plx_cuda_config_init() - defaults (documented per field). Any thread. */
@@ -118,6 +122,41 @@ PLX_API int plx_cuda_stats(struct plx_reactor *r, struct plx_cuda_stats *out);
  * Return: 0 (usable); PLX_EUNAVAIL. Thread context: any thread.
  */
 PLX_API int plx_cuda_probe(const char *library, const char **why_out);
+
+/*
+ * GPUDirect RDMA (docs/cuda.md). With the RDMA transport attached, device
+ * memory is registered with the NIC at plx_mem_register() as
+ * plx_cuda_config.gpudirect says:
+ *  - PLX_CUDA_GPUDIRECT_AUTO: a dma-buf exported by the CUDA driver
+ *    (ibv_reg_dmabuf_mr), else ibv_reg_mr on the device pointer
+ *    (nvidia-peermem), else no MR: staging;
+ *  - PLX_CUDA_GPUDIRECT_OFF: no MR, always staging.
+ * A region with an MR has an rkey (PLX_HINT_RDMA) and peers reach it over
+ * RDMA; one without is reached over TCP and staged by its owner.
+ */
+#define PLX_CUDA_GPUDIRECT_AUTO 0
+#define PLX_CUDA_GPUDIRECT_OFF 1
+
+/* The path a registered region took (plx_cuda_region_path()). */
+enum plx_cuda_path {
+	PLX_CUDA_PATH_NONE = 0,	   /* not device memory */
+	PLX_CUDA_PATH_STAGING = 1, /* device memory without an MR */
+	PLX_CUDA_PATH_DMABUF = 2,  /* MR from ibv_reg_dmabuf_mr() */
+	PLX_CUDA_PATH_PEERMEM = 3, /* MR from ibv_reg_mr() (nvidia-peermem) */
+};
+
+struct plx_region;
+
+/*
+ * plx_cuda_region_path() - which path @reg, registered with @r, took:
+ * decided once, at registration (or, for device memory registered before
+ * plx_rdma_init(), when the RDMA transport attached).
+ * Return: a PLX_CUDA_PATH_* (>= 0); PLX_EINVAL (NULL); PLX_EUNAVAIL (the
+ * CUDA transport is not attached); PLX_ENOENT (@reg is not registered
+ * with @r). Thread context: owner thread.
+ */
+PLX_API int plx_cuda_region_path(struct plx_reactor *r,
+				 const struct plx_region *reg);
 
 #ifdef __cplusplus
 }

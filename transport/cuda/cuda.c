@@ -32,6 +32,7 @@ void plx_cuda_config_init(struct plx_cuda_config *cfg)
 	cfg->bounce = NULL;
 	cfg->chunk = 1u << 20;
 	cfg->max_transfers = 256;
+	cfg->gpudirect = PLX_CUDA_GPUDIRECT_AUTO;
 }
 
 /*
@@ -245,7 +246,8 @@ int plx_cuda_init(struct plx_reactor *r, const struct plx_cuda_config *cfg)
 	PLX__ASSERT_OWNER(x);
 	if (cuda_get(r))
 		return PLX_EEXIST;
-	if (cfg && cfg->device < 0)
+	if (cfg && (cfg->device < 0 ||
+		    (unsigned)cfg->gpudirect > PLX_CUDA_GPUDIRECT_OFF))
 		return PLX_EINVAL;
 	rc = probe(cfg ? cfg->library : NULL, &rt, &n, &err, &why);
 	if (rc) {

@@ -8,9 +8,9 @@
  * Symbol versions are pinned as NCCL does: IBVERBS_1.1 for the verbs that
  * have a 1.0 compat twin (the 1.0 ones take the old ABI's structs), 1.0 for
  * the comp-channel calls (never re-versioned), 1.11 for _ibv_query_gid_ex
- * (optional). A plain dlsym() would pick the default version, which is the
- * same today, but dlvsym() keeps us on the ABI verbs.h describes if a newer
- * default ever appears.
+ * and 1.12 for ibv_reg_dmabuf_mr (both optional). A plain dlsym() would
+ * pick the default version, which is the same today, but dlvsym() keeps us
+ * on the ABI verbs.h describes if a newer default ever appears.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -85,6 +85,8 @@ static void ibv_load_once(void)
 	bad |= sym(h, &t->modify_qp, "ibv_modify_qp", v11, 1);
 	bad |= sym(h, &t->reg_mr, "ibv_reg_mr", v11, 1);
 	bad |= sym(h, &t->dereg_mr, "ibv_dereg_mr", v11, 1);
+	bad |= sym(h, &t->reg_dmabuf_mr, "ibv_reg_dmabuf_mr", "IBVERBS_1.12",
+		   0);
 	if (bad) {
 		/* Nothing from it was called: unloading is safe here. */
 		dlclose(h);

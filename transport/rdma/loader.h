@@ -54,6 +54,11 @@ struct plx__ibv {
 	struct ibv_mr *(*reg_mr)(struct ibv_pd *pd, void *addr, size_t len,
 				 int access);
 	int (*dereg_mr)(struct ibv_mr *mr);
+	/* ibv_reg_dmabuf_mr (IBVERBS_1.12, rdma-core 34): NULL on older
+	 * rdma-core. GPUDirect RDMA over a dma-buf (docs/cuda.md). */
+	struct ibv_mr *(*reg_dmabuf_mr)(struct ibv_pd *pd, uint64_t offset,
+					size_t length, uint64_t iova, int fd,
+					int access);
 };
 
 /*

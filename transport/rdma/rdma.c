@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "pollux/cuda.h"
 #include "reactor/internal.h"
 #include "transport/rdma/rdma_internal.h"
 #include "transport/transport.h"
@@ -252,10 +253,7 @@ struct ibv_mr *plx__rdma_mr_find(const struct plx__rdma *d, uint64_t addr,
 	return NULL;
 }
 
-/* Pin [addr, addr + len) and register it with the NIC (any thread: the
- * PD is only read; the verbs call is thread-safe). */
-static int mr_make(struct plx__rdma *d, uint64_t addr, uint64_t len,
-		   uint32_t plx_access, struct ibv_mr **out)
+static int ibv_access(uint32_t plx_access)
 {
 	int access = IBV_ACCESS_LOCAL_WRITE;
 
@@ -263,10 +261,18 @@ static int mr_make(struct plx__rdma *d, uint64_t addr, uint64_t len,
 		access |= IBV_ACCESS_REMOTE_READ;
 	if (plx_access & PLX_ACCESS_REMOTE_WRITE)
 		access |= IBV_ACCESS_REMOTE_WRITE;
+	return access;
+}
+
+/* Pin [addr, addr + len) and register it with the NIC (any thread: the
+ * PD is only read; the verbs call is thread-safe). */
+static int mr_make(struct plx__rdma *d, uint64_t addr, uint64_t len,
+		   uint32_t plx_access, struct ibv_mr **out)
+{
 	/* pins the pages: the expensive part of a registration */
 	errno = 0;
 	*out = d->ibv->reg_mr(d->pd, (void *)(uintptr_t)addr, (size_t)len,
-			      access);
+			      ibv_access(plx_access));
 	return *out ? 0 : errno ? -errno : PLX_EVERBS;
 }
 
@@ -288,21 +294,86 @@ static void rdma_region_unpin(void *ctx, void *state)
 		plx__log(d->x, PLX_LOG_ERROR, "rdma: ibv_dereg_mr failed");
 }
 
+/*
+ * GPUDirect RDMA: an MR on device memory (@reg has PLX_HINT_CUDA), in
+ * this order: a dma-buf the CUDA driver exports (ibv_reg_dmabuf_mr), then
+ * ibv_reg_mr on the device pointer (works where nvidia-peermem is
+ * loaded), else none: the region is staged (docs/cuda.md). @pinned: an MR
+ * plx_mem_register_mt() made ahead with ibv_reg_mr (before the memory was
+ * known to be device memory): used as the second choice, else released.
+ * Return the MR or NULL; *@path says which way it went.
+ */
+static struct ibv_mr *gdr_mr(struct plx_reactor *r, struct plx__rdma *d,
+			     struct plx_region *reg, struct ibv_mr *pinned,
+			     uintptr_t *path)
+{
+	struct ibv_mr *mr = NULL;
+	uint64_t off = 0;
+	int fd = -1, rc, err;
+
+	*path = PLX_CUDA_PATH_STAGING;
+	if (!plx__cuda_gpudirect(r)) {
+		rdma_region_unpin(d, pinned);
+		return NULL;
+	}
+	if (!d->ibv->reg_dmabuf_mr) {
+		plx__log(d->x, PLX_LOG_INFO,
+			 "gpudirect: libibverbs has no ibv_reg_dmabuf_mr "
+			 "(rdma-core before 34), trying ibv_reg_mr");
+		rc = PLX_ENOTSUP;
+	} else {
+		rc = plx__cuda_dmabuf(r, reg, &fd, &off);
+	}
+	if (rc == 0) {
+		errno = 0;
+		mr = d->ibv->reg_dmabuf_mr(d->pd, off, (size_t)reg->plx_len,
+					   reg->plx_addr, fd,
+					   ibv_access(reg->plx_access));
+		err = errno;
+		/* the MR holds the dma-buf itself: the fd is done with */
+		close(fd);
+		if (mr) {
+			rdma_region_unpin(d, pinned);
+			*path = PLX_CUDA_PATH_DMABUF;
+			return mr;
+		}
+		plx__log(d->x, PLX_LOG_INFO,
+			 "gpudirect: dma-buf refused (%s), trying ibv_reg_mr",
+			 plx_errname(err ? -err : PLX_EVERBS));
+	}
+	if (pinned) {
+		*path = PLX_CUDA_PATH_PEERMEM;
+		return pinned;
+	}
+	rc = mr_make(d, reg->plx_addr, reg->plx_len, reg->plx_access, &mr);
+	if (rc == 0) {
+		*path = PLX_CUDA_PATH_PEERMEM;
+		return mr;
+	}
+	plx__log(d->x, PLX_LOG_INFO,
+		 "gpudirect: ibv_reg_mr of device memory refused (%s): the "
+		 "region at %#llx is staged",
+		 plx_errname(rc), (unsigned long long)reg->plx_addr);
+	return NULL;
+}
+
 static int rdma_region_add(struct plx_reactor *r, void *ctx,
 			   struct plx_region *reg)
 {
 	struct plx__rdma *d = ctx;
 	/* pinned ahead by plx_mem_register_mt(), or made here */
 	struct ibv_mr *mr = reg->plx_transport[PLX__TSLOT_RDMA];
+	uintptr_t path = PLX_CUDA_PATH_NONE;
 	uint32_t i;
 
-	(void)r;
 	reg->plx_transport[PLX__TSLOT_RDMA] = NULL;
 	if (reg->plx_hints & PLX_HINT_CUDA) {
-		/* device memory: no GPUDirect registration yet
-		 * (docs/cuda.md); the region stays without an rkey */
-		rdma_region_unpin(d, mr);
-		return 0;
+		mr = gdr_mr(r, d, reg, mr, &path);
+		if (!mr) {
+			/* no rkey: peers reach it over TCP, staged here */
+			reg->plx_transport[PLX__TSLOT_GDR] = (void *)path;
+			return 0;
+		}
 	}
 	if (d->nmrs == d->cap_mrs) {
 		uint32_t cap = d->cap_mrs ? 2 * d->cap_mrs : 16;
@@ -337,6 +408,7 @@ static int rdma_region_add(struct plx_reactor *r, void *ctx,
 	d->mrs[i].mr = mr;
 	d->nmrs++;
 	reg->plx_transport[PLX__TSLOT_RDMA] = mr;
+	reg->plx_transport[PLX__TSLOT_GDR] = (void *)path;
 	reg->plx_rkey = mr->rkey;
 	reg->plx_hints |= PLX_HINT_RDMA;
 	return 0;
@@ -349,6 +421,7 @@ static void rdma_region_del(struct plx_reactor *r, void *ctx,
 	struct ibv_mr *mr = reg->plx_transport[PLX__TSLOT_RDMA];
 
 	(void)r;
+	reg->plx_transport[PLX__TSLOT_GDR] = NULL;
 	if (!mr)
 		return;
 	for (uint32_t i = 0; i < d->nmrs; i++) {
