@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -29,6 +30,27 @@ static inline int proc_fd_count(void)
 			n++;
 	closedir(d);
 	return n - 1;
+}
+
+/* The highest open descriptor number of this process (not counting the
+ * one used to list them), or -1. */
+static inline int proc_fd_max(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int max = -1, self;
+
+	if (!d)
+		return -1;
+	self = dirfd(d);
+	while ((e = readdir(d))) {
+		int fd = e->d_name[0] == '.' ? -1 : atoi(e->d_name);
+
+		if (fd != self && fd > max)
+			max = fd;
+	}
+	closedir(d);
+	return max;
 }
 
 /* Resident set size in KiB (/proc/self/statm, second field), or -1. */

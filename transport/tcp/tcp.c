@@ -121,6 +121,49 @@ static void on_tick(struct plx_reactor *r, struct plx_timer *tm)
 	plx__tcp_expire(t, plx__now_coarse());
 }
 
+/*
+ * accept4() out of descriptors (EMFILE, ENFILE) or kernel memory: the
+ * connection stays in the listen queue and the listener stays readable,
+ * so trying again at once would spin (and a sleeping owner would never
+ * sleep). The listeners leave the epoll set for PLX__TCP_ACCEPT_RETRY_NS;
+ * the peer waits (its handshake timeout runs) and is accepted once
+ * descriptors are free again.
+ */
+#define PLX__TCP_ACCEPT_RETRY_NS (50 * 1000000ull)
+
+static void listeners_watch(struct plx__tcp *t, uint32_t events)
+{
+	for (uint32_t i = 0; i < t->nlisten; i++) {
+		struct epoll_event ev = {.events = events};
+
+		ev.data.ptr = (void *)(uintptr_t)(i + 1);
+		epoll_ctl(t->epfd, EPOLL_CTL_MOD, t->lfd[i], &ev);
+	}
+}
+
+static void on_accept_retry(struct plx_reactor *r, struct plx_timer *tm)
+{
+	struct plx__tcp *t = tm->user;
+
+	(void)r;
+	t->accept_paused = false;
+	listeners_watch(t, EPOLLIN);
+}
+
+static void accept_pause(struct plx__tcp *t, int err)
+{
+	if (t->accept_paused)
+		return;
+	if (plx_timer_start(t->r, &t->accept_retry, PLX__TCP_ACCEPT_RETRY_NS,
+			    0))
+		return; /* no timer left: keep trying every poll */
+	t->accept_paused = true;
+	listeners_watch(t, 0);
+	plx__log(plx__r(t->r), PLX_LOG_WARN,
+		 "tcp: accept: %s; listeners paused for 50 ms",
+		 plx_strerror(-err));
+}
+
 static int accept_all(struct plx__tcp *t, int lfd, uint32_t budget)
 {
 	int n = 0;
@@ -130,8 +173,11 @@ static int accept_all(struct plx__tcp *t, int lfd, uint32_t budget)
 		struct plx__conn *c;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR &&
-			    errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				accept_pause(t, errno);
+			else if (errno != EAGAIN && errno != EINTR &&
+				 errno != ECONNABORTED)
 				plx__log(plx__r(t->r), PLX_LOG_WARN,
 					 "tcp: accept: %s",
 					 plx_strerror(-errno));
@@ -306,6 +352,8 @@ static void tcp_fini(struct plx_reactor *r, void *ctx)
 		close(t->lfd[i]);
 	if (plx_timer_armed(&t->tick))
 		plx_timer_stop(r, &t->tick);
+	if (plx_timer_armed(&t->accept_retry))
+		plx_timer_stop(r, &t->accept_retry);
 	plx__reactor_unwatch_fd(r, t->epfd);
 	close(t->epfd);
 	plx__free(x, t->discard);
@@ -444,6 +492,8 @@ PLX_API int plx_tcp_init(struct plx_reactor *r,
 		t->tick_ns = 100000000;
 	plx_timer_init(&t->tick, on_tick, t);
 	t->tick.plx_pad = PLX__TIMER_DAEMON;
+	plx_timer_init(&t->accept_retry, on_accept_retry, t);
+	t->accept_retry.plx_pad = PLX__TIMER_DAEMON;
 	return 0;
 
 fail:

@@ -287,6 +287,10 @@ struct plx__tcp {
 	uint32_t npiece_free;
 	/* ops on CUDA device memory (stage.c), set up at first use */
 	struct plx__stage *stage;
+	/* accept4() out of descriptors: listeners out of the epoll set
+	 * until this timer fires (tcp.c, accept_all) */
+	struct plx_timer accept_retry;
+	bool accept_paused;
 };
 
 /* tcp.c */
