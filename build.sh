@@ -405,6 +405,10 @@ usage: ./build.sh [mode] [args...]
   bench reactor|tcp [args]
                      run plx_bench_reactor or plx_bench with [args]
                      (other arguments go to plx_bench_reactor)
+  soak [MINUTES]     build build/test (as test) and run tests/soak/plx_soak
+                     for MINUTES (default 10): mixed traffic with random
+                     faults; fails unless RSS and open fds stay flat after
+                     warm-up (docs/reliability.md)
   rdma [ctest args]  build build/rdma (clang, ASan/UBSan) and run the RDMA
                      tests: test_rdma_vm boots a QEMU guest with soft-RoCE
                      and runs test_rdma_device and test_rdma_ep in it (root;
@@ -433,7 +437,7 @@ clean)
 	run rm -rf build
 	exit 0
 	;;
-release | debug | run | test | asan | tsan | lint | fuzz | valgrind | bench | rdma | install) ;;
+release | debug | run | test | asan | tsan | lint | fuzz | valgrind | bench | rdma | soak | install) ;;
 *)
 	usage >&2
 	die "unknown mode '$mode'"
@@ -466,6 +470,15 @@ test)
 		-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" \
 		-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g"
 	run_ctest build/test "$@"
+	;;
+soak)
+	(($# <= 1)) && [[ "${1:-10}" =~ ^[0-9]+$ ]] ||
+		die "usage: ./build.sh soak [MINUTES]"
+	# the test build: ./build.sh test has usually built it already
+	configure_and_build build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" \
+		-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g"
+	run build/test/tests/plx_soak $((${1:-10} * 60))
 	;;
 rdma)
 	# The device tests need a verbs device; this host's kernel may have
