@@ -17,7 +17,10 @@
  * read of the region then work (bytes checked) and go over the QPs, as
  * do the owner's own write from it and read into it (no bounce pool);
  * deregistration closes everything (no fd left, the old rkey refused by
- * the NIC, reactors finish).
+ * the NIC, reactors finish). With GPUDirect off, staged ops on device
+ * memory send their chunks over the QPs from MR-backed bounce slots, and
+ * a device region without an rkey is reached over TCP, staged by its
+ * owner.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -434,6 +437,104 @@ static void test_knob_and_late_rdma(void)
 	EXPECT_EQ(cu_free(dev), 0);
 }
 
+/* GPUDirect off on both sides, bounce pools registered with RDMA: C's
+ * ops on its device memory are staged and their chunks go over the QPs
+ * (from and into C's bounce slots, which have an MR); D's device region
+ * has no rkey, so C's writes and reads of it go over TCP and D stages
+ * them. Bytes checked everywhere. */
+static void test_staged_over_rdma(void)
+{
+	enum {
+		CH = 64 * 1024,
+		NS = 8,
+		LEN = 5 * CH + 99
+	};
+	static struct side C, D;
+	static _Alignas(4096) uint8_t cpool[NS * CH], dpool[NS * CH];
+	static uint8_t dhost[1 << 20];
+	struct plx_region cb, db, cdev_r, ddev_r, dhost_r;
+	struct plx_reactor_config rc;
+	struct plx_cuda_config cc;
+	struct plx_rdma_stats s0, s1;
+	struct plx_desc ddev_d, dhost_d;
+	struct plx_ep *cep;
+	struct tracked t;
+	uint8_t *cdev = dev_alloc(1 << 20), *ddev = dev_alloc(1 << 20);
+
+	reactor_cfg(&rc, 5);
+	side_init(&C, NULL, NULL, &rc);
+	reactor_cfg(&rc, 6);
+	side_init(&D, "127.0.0.1", NULL, &rc);
+	EXPECT_OK(plx_rdma_init(&C.r, NULL));
+	EXPECT_OK(plx_rdma_init(&D.r, NULL));
+	EXPECT_OK(plx_mem_register(&C.r, &cb, cpool, sizeof(cpool), 0));
+	EXPECT_OK(plx_mem_register(&D.r, &db, dpool, sizeof(dpool), 0));
+	plx_cuda_config_init(&cc);
+	cc.library = FAKE_CUDART;
+	cc.gpudirect = PLX_CUDA_GPUDIRECT_OFF;
+	cc.chunk = CH;
+	cc.bounce = &cb;
+	EXPECT_OK(plx_cuda_init(&C.r, &cc));
+	cc.bounce = &db;
+	EXPECT_OK(plx_cuda_init(&D.r, &cc));
+	EXPECT_OK(
+		plx_mem_register(&C.r, &cdev_r, cdev, 1 << 20, PLX_ACCESS_ALL));
+	EXPECT_OK(
+		plx_mem_register(&D.r, &ddev_r, ddev, 1 << 20, PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_register(&D.r, &dhost_r, dhost, sizeof(dhost),
+				   PLX_ACCESS_ALL));
+	EXPECT_EQ(plx_cuda_region_path(&C.r, &cdev_r), PLX_CUDA_PATH_STAGING);
+	EXPECT_OK(plx_mem_desc(&D.r, &ddev_r, &ddev_d));
+	EXPECT_OK(plx_mem_desc(&D.r, &dhost_r, &dhost_d));
+	EXPECT_EQ(ddev_d.rkey, 0);
+	EXPECT_NE(dhost_d.rkey, 0);
+	EXPECT_OK(plx_tcp_connect(&C.r, "127.0.0.1", D.port, &cep));
+	EXPECT_TRUE(pair_wait_event(&C, &D, &C, PLX_EP_CONNECTED, 5000));
+
+	/* device memory into remote host memory, and back: chunks on QPs */
+	for (size_t i = 0; i < LEN; i++)
+		cdev[i] = (uint8_t)(i * 31 + 7);
+	EXPECT_OK(plx_rdma_stats(&C.r, &s0));
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(cep, &t.op, cdev, LEN, &dhost_d, 100));
+	EXPECT_TRUE(pair_until(&C, &D, &t.done, 10000));
+	EXPECT_OK(t.status);
+	EXPECT_MEM_EQ(dhost + 100, cdev, LEN);
+	memset(cdev + LEN, 0, LEN);
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_read(cep, &t.op, cdev + LEN, LEN, &dhost_d, 100));
+	EXPECT_TRUE(pair_until(&C, &D, &t.done, 10000));
+	EXPECT_OK(t.status);
+	EXPECT_MEM_EQ(cdev + LEN, cdev, LEN);
+	EXPECT_OK(plx_rdma_stats(&C.r, &s1));
+	EXPECT_GE(s1.ops_posted - s0.ops_posted, 12); /* 6 chunks each way */
+
+	/* device memory into remote device memory without an rkey: over
+	 * TCP, staged at both ends */
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(cep, &t.op, cdev, LEN, &ddev_d, 8));
+	EXPECT_TRUE(pair_until(&C, &D, &t.done, 10000));
+	EXPECT_OK(t.status);
+	EXPECT_MEM_EQ(ddev + 8, cdev, LEN);
+	memset(cdev + LEN, 0, LEN);
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_read(cep, &t.op, cdev + LEN, LEN, &ddev_d, 8));
+	EXPECT_TRUE(pair_until(&C, &D, &t.done, 10000));
+	EXPECT_OK(t.status);
+	EXPECT_MEM_EQ(cdev + LEN, cdev, LEN);
+
+	EXPECT_OK(plx_mem_deregister(&C.r, &cdev_r));
+	EXPECT_OK(plx_mem_deregister(&D.r, &ddev_r));
+	EXPECT_OK(plx_mem_deregister(&D.r, &dhost_r));
+	EXPECT_OK(plx_mem_deregister(&C.r, &cb));
+	EXPECT_OK(plx_mem_deregister(&D.r, &db));
+	EXPECT_OK(plx_ep_close(cep));
+	side_fini(&C, &D);
+	side_fini(&D, NULL);
+	EXPECT_EQ(cu_free(cdev), 0);
+	EXPECT_EQ(cu_free(ddev), 0);
+}
+
 int main(void)
 {
 	int fds0;
@@ -449,6 +550,7 @@ int main(void)
 	test_both_refused();
 	test_register_mt();
 	test_knob_and_late_rdma();
+	test_staged_over_rdma();
 	pair_down();
 	/* every dma-buf fd closed, every MR gone (the reactors finished) */
 	EXPECT_EQ(open_fds(), fds0);
