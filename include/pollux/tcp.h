@@ -40,6 +40,11 @@ struct plx_tcp_config {
 	uint32_t stripe_chunk;	       /* bytes per piece of a split op;
 				      * 256 KiB */
 	uint32_t max_pieces;	       /* pieces in flight, all peers; 4096 */
+	uint32_t max_handshakes;       /* accepted connections still in
+				      * their handshake, all peers; 256:
+				      * beyond, new ones are closed at once
+				      * (each holds an fd and ~30 KiB until
+				      * it completes or handshake_timeout) */
 	uint64_t op_timeout_ns;	       /* default per-op timeout; 30 s */
 	uint64_t handshake_timeout_ns; /* 5 s */
 	uint64_t keepalive_ns;	       /* idle time before a ping; 1 s */

@@ -96,11 +96,21 @@ struct plx__conn *plx__conn_new(struct plx__tcp *t, int fd, uint8_t role,
 	return c;
 }
 
+/* An accepted connection's handshake ended (done, or the conn died). */
+void plx__conn_hs_done(struct plx__conn *c)
+{
+	if (c->hs_counted) {
+		c->hs_counted = false;
+		c->t->nhandshakes--;
+	}
+}
+
 void plx__conn_free(struct plx__conn *c)
 {
 	struct plx__tcp *t = c->t;
 	struct plx__reactor *x = plx__r(t->r);
 
+	plx__conn_hs_done(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->rx_paused)
@@ -326,6 +336,7 @@ void plx__conn_fail(struct plx__conn *c, int status)
  * so callers up the stack may still look at c->state. */
 void plx__conn_reap(struct plx__conn *c)
 {
+	plx__conn_hs_done(c);
 	c->state = PLX__C_DEAD;
 	if (c->reap)
 		return;
@@ -438,6 +449,7 @@ static int hs_frame(struct plx__conn *c)
 		return rc;
 	if (rc == 1) {
 		c->state = PLX__C_UP;
+		plx__conn_hs_done(c);
 		plx__ep_attach(c);
 	}
 	return 0;

@@ -39,6 +39,7 @@ PLX_API void plx_tcp_config_init(struct plx_tcp_config *cfg)
 	cfg->stripe_threshold = 8u << 20;
 	cfg->stripe_chunk = 256u << 10;
 	cfg->max_pieces = 4096;
+	cfg->max_handshakes = 256;
 	cfg->op_timeout_ns = 30ull * 1000000000ull;
 	cfg->handshake_timeout_ns = 5ull * 1000000000ull;
 	cfg->keepalive_ns = 1000000000ull;
@@ -183,11 +184,27 @@ static int accept_all(struct plx__tcp *t, int lfd, uint32_t budget)
 					 plx_strerror(-errno));
 			break;
 		}
+		if (t->nhandshakes >= t->cfg.max_handshakes) {
+			/* half-open connections are capped: a peer that
+			 * opens many and never speaks costs us nothing more */
+			close(fd);
+			t->hs_refused++;
+			if ((t->hs_refused & (t->hs_refused - 1)) == 0)
+				plx__log(plx__r(t->r), PLX_LOG_WARN,
+					 "tcp: %u handshakes in progress "
+					 "(max_handshakes): connection closed "
+					 "(%llu so far)",
+					 t->nhandshakes,
+					 (unsigned long long)t->hs_refused);
+			continue;
+		}
 		c = plx__conn_new(t, fd, 1, PLX__C_HANDSHAKE);
 		if (!c) {
 			close(fd);
 			continue;
 		}
+		c->hs_counted = true;
+		t->nhandshakes++;
 		plx__conn_start_handshake(c);
 		n++;
 	}
@@ -389,7 +406,7 @@ static int config_check(const struct plx_tcp_config *c)
 	    !c->send_queue || !c->max_recvs || !c->unexpected_count ||
 	    !c->unexpected_size || !c->op_timeout_ns ||
 	    !c->handshake_timeout_ns || !c->keepalive_ns ||
-	    !c->keepalive_probes)
+	    !c->max_handshakes || !c->keepalive_probes)
 		return PLX_EINVAL;
 	if (c->unexpected_size > c->max_message || c->max_message > (1u << 30))
 		return PLX_EINVAL;

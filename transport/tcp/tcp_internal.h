@@ -172,6 +172,7 @@ struct plx__conn {
 	bool tx_dirty;	    /* frames queued, to flush at the next poll */
 	bool rx_big;	    /* the last payload was large: read headers alone */
 	bool unwatched;	    /* out of the epoll set: polled directly */
+	bool hs_counted;    /* in t->nhandshakes */
 	uint32_t hot_until; /* read directly until this socket-phase count */
 	uint64_t hs_deadline;
 	struct plx__hs hs;
@@ -263,6 +264,8 @@ struct plx__tcp {
 	uint32_t nlisten;
 	struct plx__conn *conns;
 	uint32_t nconns;
+	uint32_t nhandshakes; /* accepted conns still in their handshake */
+	uint64_t hs_refused;  /* accepted and closed: max_handshakes */
 	struct plx_ep *eps;
 	uint32_t neps;
 	struct plx_timer tick;
@@ -304,6 +307,7 @@ struct plx__conn *plx__conn_new(struct plx__tcp *t, int fd, uint8_t role,
 				uint8_t state);
 void plx__conn_fail(struct plx__conn *c, int status);
 void plx__conn_free(struct plx__conn *c);
+void plx__conn_hs_done(struct plx__conn *c);
 void plx__conn_reap(struct plx__conn *c);
 void plx__conn_unqueue(struct plx__conn *c, struct plx__txe *e);
 int plx__tcp_resume_all(struct plx__tcp *t);
