@@ -30,13 +30,13 @@
 #include "soak/proc_stats.h"
 
 #define MS 1000000ull
-#define SLOT 8192     /* bytes of the target region per client */
-#define WLEN 4096     /* the write, at the start of the slot */
-#define ILEN 256      /* the write_imm, at IOFF */
-#define IOFF 4096     /* offset of the write_imm in the slot */
-#define MSG 512	      /* message bytes (8-byte header + pattern) */
-#define POLL_EVERY 64 /* the target is polled after every 64 clients */
-#define MAX_CONNECTING 256
+#define SLOT 8192	   /* bytes of the target region per client */
+#define WLEN 4096	   /* the write, at the start of the slot */
+#define ILEN 256	   /* the write_imm, at IOFF */
+#define IOFF 4096	   /* offset of the write_imm in the slot */
+#define MSG 512		   /* message bytes (8-byte header + pattern) */
+#define POLL_EVERY 64	   /* the target is polled after every 64 clients */
+#define MAX_CONNECTING 128 /* below the target's max_handshakes (256) */
 
 static uint8_t pattern_byte(uint32_t id, uint32_t round, uint32_t k,
 			    uint32_t kind)
