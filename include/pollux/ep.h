@@ -210,7 +210,8 @@ PLX_API int plx_op_cancel(struct plx_reactor *r, struct plx_op *op);
 /*
  * plx_ep_close() - close @ep: every op in flight completes with
  * PLX_ECANCELED, the connections are shut, then PLX_EP_CLOSED is reported
- * and @ep must not be used again. Return: 0; PLX_EALREADY (closing).
+ * (after every completion of the endpoint's ops has been delivered) and
+ * @ep must not be used again. Return: 0; PLX_EALREADY (closing).
  * Thread context: owner thread.
  */
 PLX_API int plx_ep_close(struct plx_ep *ep);

@@ -519,11 +519,13 @@ static int frame_done(struct plx__conn *c)
 	struct plx__frame *f = &c->cur;
 	struct plx__op *o = c->rx_op;
 
+	uint64_t prev = c->rx_seq;
+
 	c->rx_state = PLX__RX_HDR;
 	c->rx_op = NULL;
 	switch (f->opcode) {
 	case PLX__OP_SEND:
-		c->rx_seq++;
+		c->rx_seq = f->id; /* checked increasing in frame_dest() */
 		c->rx_unacked += f->payload_len;
 		if (o) {
 			if (o->cancelled) {
@@ -551,12 +553,12 @@ static int frame_done(struct plx__conn *c)
 		break;
 	case PLX__OP_WRITE:
 	case PLX__OP_WRITE_IMM:
-		c->rx_seq++;
+		c->rx_seq = f->id;
 		c->rx_unacked += f->payload_len;
 		if (c->rx_cuda) {
 			/* still being copied to the device: acknowledged (or
 			 * refused) when its last copy completes */
-			plx__stage_rx_frame(c);
+			plx__stage_rx_frame(c, prev);
 			break;
 		}
 		if (c->rx_status) {
@@ -618,6 +620,12 @@ static int frame_dest(struct plx__conn *c)
 	c->rx_dst = NULL;
 	c->rx_status = 0;
 	c->rx_op = NULL;
+	/* sequenced frames carry increasing ids; a gap is an op the sender
+	 * cancelled before it left */
+	if ((f->opcode == PLX__OP_SEND || f->opcode == PLX__OP_WRITE ||
+	     f->opcode == PLX__OP_WRITE_IMM) &&
+	    f->id <= c->rx_seq)
+		return PLX_EPROTO;
 	switch (f->opcode) {
 	case PLX__OP_SEND:
 		if (f->payload_len > t->cfg.max_message)

@@ -661,6 +661,18 @@ static void ep_report(struct plx__tcp *t, struct plx_ep *ep)
 
 /* Report pending endpoint events and free closed endpoints. Runs at the
  * end of the socket phase, so no event fires inside a submitting call. */
+/* PLX_EP_CLOSED: the last thing the caller hears of @ep; then it goes. */
+static void closed_cb(struct plx_reactor *r, struct plx_req *req)
+{
+	struct plx_ep *ep = req->user;
+	struct plx__tcp *t = ep->t;
+
+	if (t->cfg.event_cb)
+		t->cfg.event_cb(r, ep, PLX_EP_CLOSED, 0, t->cfg.cb_arg);
+	/* the callback may not touch ep after this */
+	plx__ep_maybe_free(ep);
+}
+
 int plx__tcp_events(struct plx__tcp *t)
 {
 	struct plx_ep *ep, *next;
@@ -675,19 +687,21 @@ int plx__tcp_events(struct plx__tcp *t)
 			continue;
 		n++;
 		if (ep->ev & (1u << PLX_EP_CLOSED)) {
-			if (plx__rdma_ep_busy(ep->canon)) {
-				/* RDMA ops are still being flushed */
+			/* after every op of the endpoint: RDMA ops still
+			 * being flushed and staged ops still copying finish
+			 * first */
+			if (plx__rdma_ep_busy(ep->canon) ||
+			    ep->canon->inflight) {
 				t->ev_pending = true;
 				continue;
 			}
 			ep->ev = 0;
-			if (t->cfg.event_cb)
-				t->cfg.event_cb(t->r, ep, PLX_EP_CLOSED, 0,
-						t->cfg.cb_arg);
-			/* the callback may not touch ep after this */
-			if (next == ep)
-				next = ep->next;
-			plx__ep_maybe_free(ep);
+			/* delivered in the completion phase, behind the
+			 * completions of its ops already queued there */
+			plx_req_init(&ep->closed_req, closed_cb, ep);
+			if (plx__req_begin(t->r, &ep->closed_req) ||
+			    plx_req_complete(t->r, &ep->closed_req, 0, 0))
+				closed_cb(t->r, &ep->closed_req);
 			continue;
 		}
 		ep_report(t, ep);

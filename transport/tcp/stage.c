@@ -537,7 +537,7 @@ void plx__stage_rx_landed(struct plx__conn *c, uint64_t n)
 		return;
 	/* the slot is full, or the payload ends: to the device */
 	fill = c->rx_fill;
-	s->arg[0] = c->rx_seq + 1; /* the frame's sequence number */
+	s->arg[0] = f->id; /* the frame's sequence number */
 	s->arg[1] = (c->rx_left ? 0 : 1) |
 		    (f->opcode == PLX__OP_WRITE_IMM ? 2 : 0);
 	s->arg[2] = f->addr;
@@ -555,12 +555,13 @@ void plx__stage_rx_landed(struct plx__conn *c, uint64_t n)
 	}
 }
 
-void plx__stage_rx_frame(struct plx__conn *c)
+void plx__stage_rx_frame(struct plx__conn *c, uint64_t prev)
 {
 	c->rx_cuda = false;
-	/* hold the cumulative ACK below this frame until its last copy */
+	/* hold the cumulative ACK below this frame (at @prev, the frame
+	 * before it) until its last copy */
 	if (!c->stg_frames++)
-		c->stg_ack = c->rx_seq - 1;
+		c->stg_ack = prev;
 }
 
 void plx__stage_rx_drop(struct plx__conn *c, int status)

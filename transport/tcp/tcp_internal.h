@@ -190,7 +190,7 @@ struct plx__conn {
 	uint8_t name[PLX__WIRE_NAME_MAX]; /* incoming RESOLVE_REQ */
 	uint8_t descbuf[PLX_DESC_BYTES];  /* incoming RESOLVE_RESP */
 	void *rx_poolbuf;		  /* msg_pool buffer being filled */
-	uint64_t rx_seq;     /* acked frames received and processed */
+	uint64_t rx_seq;     /* id of the last sequenced frame processed */
 	uint64_t ack_sent;   /* highest cumulative ACK sent */
 	uint64_t rx_unacked; /* payload bytes received since that ACK */
 	uint64_t last_rx_ns;
@@ -246,6 +246,7 @@ struct plx_ep {
 	uint32_t corked;	    /* plx_ep_batch_begin() depth */
 	struct plx__unexp *unexp_head, *unexp_tail;
 	uint32_t nunexp;
+	struct plx_req closed_req; /* delivers PLX_EP_CLOSED (ep.c) */
 	/* where we connected to (to open striped data connections) */
 	struct sockaddr_storage addr;
 	uint32_t addrlen;
@@ -340,7 +341,7 @@ void plx__stage_fini(struct plx__tcp *t);
 int plx__stage_rx_begin(struct plx__conn *c, uint64_t addr);
 bool plx__stage_rx_slot(struct plx__conn *c);
 void plx__stage_rx_landed(struct plx__conn *c, uint64_t n);
-void plx__stage_rx_frame(struct plx__conn *c);
+void plx__stage_rx_frame(struct plx__conn *c, uint64_t prev);
 void plx__stage_rx_drop(struct plx__conn *c, int status);
 int plx__stage_read_req(struct plx__conn *c, const struct plx__frame *f);
 void plx__stage_conn_gone(struct plx__conn *c);
