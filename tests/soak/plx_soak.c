@@ -217,15 +217,15 @@ static void s_event(struct plx_reactor *r, struct plx_ep *ep, int event,
 		S.downs++;
 		break;
 	case PLX_EP_CLOSED:
-		/* ep.h promises the ops' completions before PLX_EP_CLOSED;
-		 * a close outside poll reports it first (a known bug,
-		 * docs/reliability.md): the slot is freed by the last
-		 * completion then */
+		/* ep.h: every op's completion comes before PLX_EP_CLOSED */
 		if (sc) {
+			if (sc->inflight)
+				PLX_FAIL("server: PLX_EP_CLOSED with %d ops "
+					 "not yet completed",
+					 sc->inflight);
 			sc->closed = 1;
 			sc->ep = NULL;
-			if (!sc->inflight)
-				sc->used = 0;
+			sc->used = 0;
 		}
 		break;
 	default:
