@@ -9,7 +9,7 @@
  * speaks the wire protocol by hand (plx__hs_* for the handshake,
  * plx__wire_encode / plx__wire_parse for frames) and misbehaves, one
  * connection per case: garbage and out-of-order frames before and during
- * the handshake, stripe HELLOs for sessions that do not exist, malformed
+ * the handshake, sequence ids that do not increase, stripe HELLOs for sessions that do not exist, malformed
  * or oversized frames after it, truncated frames, a reset in the middle
  * of a payload, a flood of READ_REQs it never reads, a flood of
  * unexpected messages; it also dribbles valid frames a byte at a time,
@@ -887,6 +887,28 @@ static void test_protocol_violations_close(void)
 	f.len = 0;
 	n = enc(&f, b);
 	expect_violation("READ_REQ len 0", b, n, PLX_EPROTO);
+
+	/* sequenced frames' ids start at 1 and increase (gaps allowed) */
+	memset(&f, 0, sizeof(f));
+	f.opcode = PLX__OP_SEND;
+	n = enc(&f, b);
+	expect_violation("SEND with id 0", b, n, PLX_EPROTO);
+	{
+		uint8_t b2[2 * PLX__WIRE_HDR_MAX];
+
+		memset(&f, 0, sizeof(f));
+		f.opcode = PLX__OP_WRITE;
+		f.id = 7; /* a gap: 1..6 were cancelled by the sender */
+		f.addr = T.rw.addr;
+		f.key = T.rw.key;
+		n = enc(&f, b2);
+		f.opcode = PLX__OP_SEND;
+		f.addr = f.key = 0;
+		f.id = 7; /* not above the last */
+		n += enc(&f, b2 + n);
+		expect_violation("SEND repeating the last id", b2, n,
+				 PLX_EPROTO);
+	}
 
 	/* fields that contradict the connection's state */
 	memset(&f, 0, sizeof(f));

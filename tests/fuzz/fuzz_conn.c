@@ -175,6 +175,7 @@ static void frame_input(const uint8_t *in, size_t n, size_t prefix, bool raw,
 {
 	uint8_t hdr[PLX__WIRE_HDR_MAX];
 	size_t off = 0;
+	uint64_t ids = 0;
 
 	txn = prefix;
 	nframes = 0;
@@ -194,6 +195,11 @@ static void frame_input(const uint8_t *in, size_t n, size_t prefix, bool raw,
 		hl = plx__wire_parse(f, hdr, (size_t)hs, UINT32_MAX);
 		if (hl <= 0)
 			break;
+		/* a well-behaved sender's ids: 1, 2, 3, ... (an id not above
+		 * the last one closes the connection: test_tcp_misbehaving_peer) */
+		if (f->opcode == PLX__OP_SEND || f->opcode == PLX__OP_WRITE ||
+		    f->opcode == PLX__OP_WRITE_IMM)
+			f->id = ++ids;
 		if (f->opcode == PLX__OP_WRITE ||
 		    f->opcode == PLX__OP_WRITE_IMM ||
 		    f->opcode == PLX__OP_READ_REQ) {
