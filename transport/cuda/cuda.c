@@ -14,12 +14,7 @@
 
 static const struct plx__transport_ops cuda_ops;
 
-const struct plx__transport_ops *plx__cuda_ops(void)
-{
-	return &cuda_ops;
-}
-
-static struct plx__cuda *cuda_get(struct plx_reactor *r)
+struct plx__cuda *plx__cuda_of(struct plx_reactor *r)
 {
 	return plx__reactor_transport(r, &cuda_ops);
 }
@@ -117,7 +112,7 @@ static void cuda_region_del(struct plx_reactor *r, void *ctx,
 
 int plx__cuda_local_check(struct plx_reactor *r, const void *p, uint64_t len)
 {
-	struct plx__cuda *c = cuda_get(r);
+	struct plx__cuda *c = plx__cuda_of(r);
 	uint64_t a = (uint64_t)(uintptr_t)p, e = a + (len ? len : 1);
 
 	uint32_t lo = 0, hi;
@@ -244,7 +239,7 @@ int plx_cuda_init(struct plx_reactor *r, const struct plx_cuda_config *cfg)
 	int rc, n;
 
 	PLX__ASSERT_OWNER(x);
-	if (cuda_get(r))
+	if (plx__cuda_of(r))
 		return PLX_EEXIST;
 	if (cfg && (cfg->device < 0 ||
 		    (unsigned)cfg->gpudirect > PLX_CUDA_GPUDIRECT_OFF))
@@ -300,7 +295,7 @@ int plx_cuda_info(struct plx_reactor *r, struct plx_cuda_info *out)
 	struct plx__cuda *c;
 
 	PLX__ASSERT_OWNER(plx__r(r));
-	c = cuda_get(r);
+	c = plx__cuda_of(r);
 	if (!c)
 		return PLX_EUNAVAIL;
 	*out = c->info;
@@ -312,7 +307,7 @@ int plx_cuda_stats(struct plx_reactor *r, struct plx_cuda_stats *out)
 	struct plx__cuda *c;
 
 	PLX__ASSERT_OWNER(plx__r(r));
-	c = cuda_get(r);
+	c = plx__cuda_of(r);
 	if (!c)
 		return PLX_EUNAVAIL;
 	*out = c->st;

@@ -41,8 +41,8 @@ struct plx__cuda {
 	bool slots_back; /* some came back since */
 };
 
-/* cuda.c: the transport's ops table (for plx__reactor_transport()) */
-const struct plx__transport_ops *plx__cuda_ops(void);
+/* cuda.c: the transport attached to @r, or NULL */
+struct plx__cuda *plx__cuda_of(struct plx_reactor *r);
 
 /* stage.c */
 int plx__cuda_stage_init(struct plx__cuda *c);

@@ -37,20 +37,6 @@ _Static_assert(
  * cudaErrorInvalidValue). */
 #define PLX__CU_ABI 12000
 
-static struct plx__cuda *gdr_cuda(struct plx_reactor *r)
-{
-	return plx__reactor_transport(r, plx__cuda_ops());
-}
-
-/* A CUDA (or driver: the same numbers for the codes that matter here)
- * error: kept for plx_cuda_info(), mapped to a PLX_E*. */
-static int gdr_err(struct plx__cuda *c, int e)
-{
-	if (e)
-		c->info.last_error = e;
-	return plx__cuda_status((cudaError_t)e);
-}
-
 /* A driver entry point, or NULL (old runtime, old driver, no symbol). */
 static void *entry(struct plx__cuda *c, const char *symbol)
 {
@@ -65,7 +51,7 @@ static void *entry(struct plx__cuda *c, const char *symbol)
 						cudaEnableDefault, &q);
 	if (e != cudaSuccess) {
 		c->rt->GetLastError(); /* not sticky: clear it */
-		gdr_err(c, e);
+		plx__cuda_err(c, e);
 		return NULL;
 	}
 	return q == cudaDriverEntryPointSuccess ? fn : NULL;
@@ -73,7 +59,7 @@ static void *entry(struct plx__cuda *c, const char *symbol)
 
 int plx__cuda_gpudirect(struct plx_reactor *r)
 {
-	struct plx__cuda *c = gdr_cuda(r);
+	struct plx__cuda *c = plx__cuda_of(r);
 
 	return c && c->cfg.gpudirect != PLX_CUDA_GPUDIRECT_OFF;
 }
@@ -81,7 +67,7 @@ int plx__cuda_gpudirect(struct plx_reactor *r)
 int plx__cuda_dmabuf(struct plx_reactor *r, const struct plx_region *reg,
 		     int *fd, uint64_t *offset)
 {
-	struct plx__cuda *c = gdr_cuda(r);
+	struct plx__cuda *c = plx__cuda_of(r);
 	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE), base, end;
 	int dev = (int)(uintptr_t)reg->plx_transport[PLX__TSLOT_CUDA] - 1;
 	plx__cu_handle_fn get_handle;
@@ -126,9 +112,10 @@ int plx__cuda_dmabuf(struct plx_reactor *r, const struct plx_region *reg,
 	if (cur >= 0 && cur != dev && c->rt->SetDevice(cur) != cudaSuccess)
 		c->rt->GetLastError();
 	if (res != CUDA_SUCCESS || h < 0) {
-		int rc = gdr_err(c, res != CUDA_SUCCESS ?
-					    (int)res :
-					    (int)cudaErrorUnknown);
+		/* driver codes: the runtime's numbers for these */
+		int rc = plx__cuda_err(c, res != CUDA_SUCCESS ?
+						  (cudaError_t)res :
+						  cudaErrorUnknown);
 
 		plx__log(c->x, PLX_LOG_INFO,
 			 "gpudirect: no dma-buf for device memory at %#llx "
@@ -151,7 +138,7 @@ int plx_cuda_region_path(struct plx_reactor *r, const struct plx_region *reg)
 	if (!r || !reg)
 		return PLX_EINVAL;
 	PLX__ASSERT_OWNER(plx__r(r));
-	if (!gdr_cuda(r))
+	if (!plx__cuda_of(r))
 		return PLX_EUNAVAIL;
 	rc = plx_mem_desc(r, reg, &d);
 	if (rc)

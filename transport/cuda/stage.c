@@ -132,15 +132,10 @@ void plx__cuda_stage_fini(struct plx__cuda *c)
 
 /* ---- slots -------------------------------------------------------------- */
 
-static struct plx__cuda *cuda_of(struct plx_reactor *r)
-{
-	return plx__reactor_transport(r, plx__cuda_ops());
-}
-
 void plx__cuda_stage_info(struct plx_reactor *r,
 			  struct plx__cuda_stage_info *out)
 {
-	struct plx__cuda *c = cuda_of(r);
+	struct plx__cuda *c = plx__cuda_of(r);
 
 	memset(out, 0, sizeof(*out));
 	if (!c || !c->nslots)
@@ -154,7 +149,7 @@ void plx__cuda_stage_info(struct plx_reactor *r,
 struct plx__cslot *plx__cuda_get(struct plx_reactor *r, uint64_t bytes,
 				 int side)
 {
-	struct plx__cuda *c = cuda_of(r);
+	struct plx__cuda *c = plx__cuda_of(r);
 	uint64_t n;
 	uint32_t run = 0;
 
@@ -188,7 +183,7 @@ none:
 
 void plx__cuda_put(struct plx_reactor *r, struct plx__cslot *s)
 {
-	struct plx__cuda *c = cuda_of(r);
+	struct plx__cuda *c = plx__cuda_of(r);
 
 	memset(c->used + s->idx, 0, s->run);
 	c->nfree += s->run;
@@ -205,7 +200,7 @@ void plx__cuda_put(struct plx_reactor *r, struct plx__cslot *s)
 int plx__cuda_copy(struct plx_reactor *r, struct plx__cslot *s, bool to_device,
 		   void *dev, uint64_t n, plx__copy_done done, void *owner)
 {
-	struct plx__cuda *c = cuda_of(r);
+	struct plx__cuda *c = plx__cuda_of(r);
 	int d = to_device ? 1 : 0;
 	cudaError_t e;
 
@@ -252,7 +247,7 @@ static void forget_done(struct plx_reactor *r, struct plx__cslot *s, int status)
 
 void plx__cuda_forget(struct plx_reactor *r, const void *owner)
 {
-	struct plx__cuda *c = cuda_of(r);
+	struct plx__cuda *c = plx__cuda_of(r);
 
 	for (int d = 0; c && d < 2; d++)
 		for (struct plx__cslot *s = c->qhead[d]; s; s = s->qnext)
