@@ -57,7 +57,7 @@ struct plx_ep;
 struct plx_op {
 	struct plx_req req;  /* cb, user, status, bytes */
 	uint64_t timeout_ns; /* 0: the transport's default */
-	uint64_t plx_priv[32];
+	uint64_t plx_priv[33];
 };
 
 /*

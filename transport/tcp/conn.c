@@ -170,6 +170,7 @@ static void ctrl_put(struct plx__conn *c, struct plx__ctrl *e)
 void plx__conn_queue(struct plx__conn *c, struct plx__txe *e)
 {
 	e->next = NULL;
+	e->prev = c->txq_tail;
 	e->sent = 0;
 	if (c->txq_tail)
 		c->txq_tail->next = e;
@@ -304,7 +305,9 @@ int plx__conn_flush(struct plx__conn *c)
 			}
 			n -= (ssize_t)left;
 			c->txq_head = e->next;
-			if (!c->txq_head)
+			if (c->txq_head)
+				c->txq_head->prev = NULL;
+			else
 				c->txq_tail = NULL;
 			c->txq_n--;
 			tx_done(c, e);
@@ -362,19 +365,20 @@ void plx__tcp_reap(struct plx__tcp *t)
 }
 
 /* Remove @e from the transmit queue (it has not started to leave). */
+/* Take @e, which is in @c's transmit queue, out of it: O(1), so that
+ * cancelling ops queued behind a full socket stays cheap. */
 void plx__conn_unqueue(struct plx__conn *c, struct plx__txe *e)
 {
-	struct plx__txe **pp, *prev = NULL;
-
-	for (pp = &c->txq_head; *pp; prev = *pp, pp = &(*pp)->next) {
-		if (*pp != e)
-			continue;
-		*pp = e->next;
-		if (c->txq_tail == e)
-			c->txq_tail = prev;
-		c->txq_n--;
-		return;
-	}
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		c->txq_head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		c->txq_tail = e->prev;
+	e->next = e->prev = NULL;
+	c->txq_n--;
 }
 
 /* A losing duplicate: close it once both directions are quiet. */
@@ -606,6 +610,18 @@ static int frame_done(struct plx__conn *c)
 	return 0;
 }
 
+/* The read or resolve waiting for response @id, or NULL. The list is in
+ * id order (requests are numbered as they are queued), so a late answer
+ * to one that was cancelled or timed out costs no walk of the rest. */
+static struct plx__op *wait_read_find(struct plx__conn *c, uint64_t id)
+{
+	struct plx__op *o = c->wait_read.head;
+
+	while (o && o->seq < id)
+		o = o->next;
+	return o && o->seq == id ? o : NULL;
+}
+
 /* Choose where the payload of the frame in c->cur goes. Return 1 when the
  * connection must stop here (header left unconsumed), 0 to go on, or a
  * negative status to close the connection. */
@@ -673,8 +689,7 @@ static int frame_dest(struct plx__conn *c)
 			c->rx_dst = (uint8_t *)(uintptr_t)f->addr;
 		return 0;
 	case PLX__OP_READ_RESP:
-		for (o = c->wait_read.head; o && o->seq != f->id; o = o->next)
-			;
+		o = wait_read_find(c, f->id);
 		if (!o) {
 			if (f->id > c->tx_rid)
 				return PLX_EPROTO;
@@ -701,8 +716,7 @@ static int frame_dest(struct plx__conn *c)
 		c->rx_dst = c->name;
 		return 0;
 	case PLX__OP_RESOLVE_RESP:
-		for (o = c->wait_read.head; o && o->seq != f->id; o = o->next)
-			;
+		o = wait_read_find(c, f->id);
 		if (!o)
 			return f->id > c->tx_rid ? PLX_EPROTO : 0;
 		if (o->kind != PLX__K_RESOLVE)

@@ -43,7 +43,7 @@ struct plx__conn;
 
 /* One queued outgoing frame: header bytes plus an optional payload. */
 struct plx__txe {
-	struct plx__txe *next;
+	struct plx__txe *next, *prev; /* the connection's transmit queue */
 	const uint8_t *hdr;
 	const uint8_t *payload;
 	uint64_t payload_len;
