@@ -630,6 +630,7 @@ struct frame_at {
 	int hdr;
 	uint32_t plen;
 	uint8_t opcode;
+	uint8_t flags;
 };
 
 /* Split a capture into frames (the bytes as the sender sent them). */
@@ -648,6 +649,7 @@ static int frames(const uint8_t *b, size_t len, struct frame_at *out, int max)
 		out[n].hdr = hl;
 		out[n].plen = f.payload_len;
 		out[n].opcode = f.opcode;
+		out[n].flags = f.flags;
 		n++;
 		off += (size_t)hl + f.payload_len;
 	}
@@ -667,7 +669,13 @@ static enum where classify(const uint8_t *b, size_t len, uint64_t at,
 			if (fr[i].opcode == PLX__OP_HELLO ||
 			    fr[i].opcode == PLX__OP_READY)
 				return W_HS;
-			return fr[i].opcode == PLX__OP_ACK ? W_ACK : W_HDR;
+			/* an ACK frame, or the ACK riding on a data frame */
+			if (fr[i].opcode == PLX__OP_ACK ||
+			    ((fr[i].flags & PLX__F_ACK) &&
+			     at >= fr[i].off + (uint64_t)fr[i].hdr - 16 &&
+			     at < fr[i].off + (uint64_t)fr[i].hdr - 8))
+				return W_ACK;
+			return W_HDR;
 		}
 		if (at < fr[i].off + (uint64_t)fr[i].hdr + fr[i].plen) {
 			*opcode = fr[i].opcode;
@@ -819,6 +827,11 @@ static void sweep_frame(const struct frame_at *fr, int dir, int full)
 		f = fault(FPROXY_CORRUPT, s + i, 0, 0);
 		run_and_check(&f, dir);
 	}
+	/* and a byte of a riding ACK, always */
+	if (fr->flags & PLX__F_ACK) {
+		f = fault(FPROXY_CORRUPT, s + h - 16 + rnd(8), 0, 0);
+		run_and_check(&f, dir);
+	}
 	for (int i = 0; p && i < (full ? 4 : 1); i++) {
 		f = fault(FPROXY_CORRUPT, s + h + rnd(p), 0, 0);
 		run_and_check(&f, dir);
@@ -868,10 +881,16 @@ static void sweep(int full)
 			map[d][nmap[d] - 1].plen;
 		fprintf(stderr, "calibration %s: %d frames, %llu bytes\n",
 			d ? "s2c" : "c2s", nmap[d], (unsigned long long)total);
+		if (getenv("PLX_FAULT_DEBUG"))
+			for (int i = 0; i < nmap[d]; i++)
+				fprintf(stderr, " frame %d op 0x%02x flags 0x%02x hdr %d plen %u\n",
+					i, map[d][i].opcode, map[d][i].flags, map[d][i].hdr, map[d][i].plen);
 		memset(seen, 0, sizeof(seen));
 		for (int i = 0; i < nmap[d]; i++) {
-			/* CI: the first frame of each opcode; full: all */
-			if (!full && seen[map[d][i].opcode]++)
+			/* CI: the first frame of each opcode, with and
+			 * without a riding ACK; full: all */
+			if (!full && seen[map[d][i].opcode |
+					  (map[d][i].flags & PLX__F_ACK)]++)
 				continue;
 			sweep_frame(&map[d][i], d, full);
 		}

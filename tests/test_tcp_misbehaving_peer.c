@@ -272,6 +272,7 @@ struct evil {
 	uint64_t ping_id;
 	int pongs;
 	uint64_t pong_id;
+	int sends; /* SEND frames from the target */
 	int other_frames;
 };
 
@@ -375,7 +376,13 @@ static void evil_frame(const struct plx__frame *f, const uint8_t *payload)
 			E.hs_status = rc;
 		return;
 	}
+	/* our HELLO has no PLX__CAP_ACK_RIDE: ACKs come as ACK frames */
+	if (f->flags & PLX__F_ACK)
+		E.bad_input = 2;
 	switch (f->opcode) {
+	case PLX__OP_SEND:
+		E.sends++;
+		break;
 	case PLX__OP_ACK:
 		/* cumulative, never backwards, never past what we sent */
 		if (f->seq < E.acked || f->seq > E.seq)
@@ -1042,6 +1049,36 @@ static void test_held_ack_reaches_stalled_peer(void)
 	EXPECT_MEM_EQ(mem + 4100, db, sizeof(db));
 	memcpy(model + 4100, db, sizeof(db));
 	evil_finish(PLX_ECONNRESET);
+	case_end();
+}
+
+/* The target owes an ACK when it sends to a peer whose HELLO lacks
+ * PLX__CAP_ACK_RIDE: the ACK goes as an ACK frame, never riding on the
+ * SEND (evil_frame() flags any riding ACK as bad input). */
+static void test_no_riding_ack_without_the_cap(void)
+{
+	static const char msg[] = "an answer";
+	uint8_t buf[PLX__WIRE_HDR_MAX + 64], data[64];
+	struct tracked s;
+	size_t n;
+
+	case_begin("a peer without ACK_RIDE gets ACK frames, no riding ACK");
+	evil_handshake();
+	fresh_data(data, 8000, sizeof(data));
+	n = write_frame(buf, 8000, data, sizeof(data));
+	EXPECT_OK(evil_send(buf, n));
+	/* answer as soon as the write is in, as a completion would: with
+	 * ACK_RIDE, the ACK it owes would ride on this SEND */
+	WAIT_FOR(!memcmp(mem + 8000, data, sizeof(data)), WAIT_MS);
+	memcpy(model + 8000, data, sizeof(data));
+	tracked_init(&s);
+	EXPECT_OK(plx_ep_send(T.evil_ep, &s.op, msg, sizeof(msg), 1));
+	WAIT_FOR((E.sends == 1 && E.acked >= E.seq) || E.closed, WAIT_MS);
+	EXPECT_TRUE(!E.closed);
+	EXPECT_EQ(E.bad_input, 0);
+	evil_finish(PLX_ECONNRESET);
+	WAIT_FOR(s.done, WAIT_MS); /* never acknowledged: failed by close */
+	EXPECT_LT(s.status, 0);
 	case_end();
 }
 
@@ -1724,6 +1761,7 @@ int main(void)
 	test_reset_mid_write_payload();
 	test_dribbled_frames_succeed();
 	test_held_ack_reaches_stalled_peer();
+	test_no_riding_ack_without_the_cap();
 	test_resolve_requests();
 	test_refused_accesses_keep_connection();
 	test_slow_reader_does_not_stall_target();

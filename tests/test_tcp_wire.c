@@ -53,7 +53,7 @@ static struct plx__frame sample_hello(uint8_t flags)
 static int make_samples(struct plx__frame *v)
 {
 	struct plx__frame f;
-	int n = 0, i;
+	int n = 0, i, k;
 
 	v[n++] = sample_hello(PLX__HELLO_AUTH);
 	f = sample_hello(0);
@@ -94,6 +94,14 @@ static int make_samples(struct plx__frame *v)
 	f.len = 65536;
 	v[n++] = f;
 
+	/* the four data opcodes with a riding ACK */
+	for (i = 0, k = n - 4; i < 4; i++) {
+		f = v[k + i];
+		f.flags = PLX__F_ACK;
+		f.ack = 0x0000000200000003ull + (uint64_t)i;
+		v[n++] = f;
+	}
+
 	v[n++] = base(PLX__OP_READ_RESP, 21, 65536);
 	f = base(PLX__OP_READ_RESP, 22, 0);
 	f.status = PLX_EKEYREJECTED;
@@ -132,7 +140,7 @@ static int encode_ok(const struct plx__frame *f, uint8_t *buf)
 {
 	int hdr = plx__wire_encode(f, buf);
 
-	EXPECT_EQ(hdr, plx__wire_hdr_size(f->opcode));
+	EXPECT_EQ(hdr, plx__wire_hdr_size_flags(f->opcode, f->flags));
 	return hdr;
 }
 
@@ -204,8 +212,8 @@ static int model_parse(const uint8_t *in, size_t n, uint32_t max)
 	uint8_t op;
 	uint32_t pl;
 	int64_t st;
-	bool no_payload;
-	size_t hdr, crc_at;
+	bool no_payload, rides;
+	size_t hdr = 0, crc_at;
 
 #define VIOL(need_, err_)                                                      \
 	do {                                                                   \
@@ -229,7 +237,12 @@ static int model_parse(const uint8_t *in, size_t n, uint32_t max)
 		VIOL(3, PLX_EPROTO);
 		goto verdict;
 	}
-	if (b[3] != 0 && !(op == PLX__OP_HELLO && b[3] == PLX__HELLO_AUTH))
+	/* flags: HELLO's AUTH; a riding ACK on the four data opcodes, which
+	 * makes the header 8 bytes longer */
+	rides = op == PLX__OP_SEND || op == PLX__OP_WRITE ||
+		op == PLX__OP_WRITE_IMM || op == PLX__OP_READ_REQ;
+	if (b[3] != 0 && !(op == PLX__OP_HELLO && b[3] == PLX__HELLO_AUTH) &&
+	    !(rides && b[3] == PLX__F_ACK))
 		VIOL(4, PLX_EPROTO);
 	no_payload = op == PLX__OP_HELLO || op == PLX__OP_READY ||
 		     op == PLX__OP_READ_REQ || op == PLX__OP_ACK ||
@@ -242,7 +255,7 @@ static int model_parse(const uint8_t *in, size_t n, uint32_t max)
 		VIOL(8, PLX_EPROTO);
 	else if (pl > max)
 		VIOL(8, PLX_EMSGSIZE);
-	hdr = 16 + (size_t)ext;
+	hdr = 16 + (size_t)ext + (rides && b[3] == PLX__F_ACK ? 8 : 0);
 	if (op == PLX__OP_ACK && le(b + 8, 8) != 0)
 		VIOL(16, PLX_EPROTO);
 	/* HELLO from version 2: id = CRC in the low half, 0 in the high */
@@ -257,10 +270,11 @@ static int model_parse(const uint8_t *in, size_t n, uint32_t max)
 		    (op == PLX__OP_RESOLVE_RESP && (st < 0) != (pl == 0)))
 			VIOL(20, PLX_EPROTO);
 	}
-	if (op == PLX__OP_READ_REQ && le(b + 32, 4) == 0)
-		VIOL(36, PLX_EPROTO);
-	if (op == PLX__OP_READ_REQ && le(b + 32, 4) > max)
-		VIOL(36, PLX_EMSGSIZE);
+	/* READ_REQ's len is the u32 before the CRC */
+	if (op == PLX__OP_READ_REQ && le(b + hdr - 8, 4) == 0)
+		VIOL(hdr - 4, PLX_EPROTO);
+	if (op == PLX__OP_READ_REQ && le(b + hdr - 8, 4) > max)
+		VIOL(hdr - 4, PLX_EMSGSIZE);
 	/* pad before the CRC */
 	if ((op == PLX__OP_SEND || op == PLX__OP_WRITE || op == PLX__OP_ACK ||
 	     op == PLX__OP_READY || op == PLX__OP_RESOLVE_REQ ||
@@ -281,7 +295,7 @@ verdict:
 		if (v[i].need <= n)
 			return v[i].err;
 	}
-	return n >= (size_t)(16 + ext) ? 16 + ext : 0;
+	return n >= hdr ? (int)hdr : 0;
 }
 
 /* ----------------------------------------------------------------------
@@ -504,7 +518,8 @@ static void test_stream_split_at_every_byte_boundary(uint64_t seed)
 	len = build_stream(v, n, s, &payload);
 	EXPECT_LE(len, sizeof(s));
 	for (i = 0; i < n; i++)
-		hdrs += (size_t)plx__wire_hdr_size(v[i].opcode);
+		hdrs += (size_t)plx__wire_hdr_size_flags(v[i].opcode,
+							 v[i].flags);
 
 	/* whole */
 	memset(r, 0, sizeof(*r));
@@ -728,7 +743,9 @@ static void test_errors_reported_as_soon_as_visible(void)
 	b[2] = 0x03;
 	EXPECT_STATUS(plx__wire_parse(&out, b, 3, MAXP), PLX_EPROTO);
 	b[2] = PLX__OP_SEND;
-	b[3] = 0x80;
+	b[3] = 0x40; /* 0x80 is a riding ACK */
+	EXPECT_STATUS(plx__wire_parse(&out, b, 4, MAXP), PLX_EPROTO);
+	b[3] = PLX__F_ACK | 0x01;
 	EXPECT_STATUS(plx__wire_parse(&out, b, 4, MAXP), PLX_EPROTO);
 	b[3] = 0;
 	b[7] = 0x01; /* payload_len 16 MiB */
@@ -740,6 +757,68 @@ static void test_errors_reported_as_soon_as_visible(void)
 	EXPECT_STATUS(plx__wire_parse(&out, b, 32, MAXP), PLX_EBADMSG);
 	EXPECT_EQ(plx__wire_seal(b), 32);
 	EXPECT_EQ(plx__wire_parse(&out, b, 32, MAXP), 32);
+}
+
+/*
+ * A riding ACK (PLX__F_ACK): the header grows by 8 bytes, the ACK sits at
+ * size - 16, the opcode's last u32 (pad, imm, len) and the CRC stay the
+ * last eight bytes; only SEND, WRITE, WRITE_IMM and READ_REQ take it.
+ */
+static void test_riding_ack(void)
+{
+	static const uint8_t ops[] = {PLX__OP_SEND, PLX__OP_WRITE,
+				      PLX__OP_WRITE_IMM, PLX__OP_READ_REQ};
+	struct plx__frame v[NSAMPLES], f, out;
+	uint8_t buf[HMAX];
+	int n, hdr;
+
+	for (size_t i = 0; i < sizeof(ops); i++) {
+		f = base(ops[i], 5, ops[i] == PLX__OP_READ_REQ ? 0 : 100);
+		if (ops[i] == PLX__OP_SEND) {
+			f.tag = 0x1111111111111111ull;
+		} else {
+			f.addr = 0x2222222222222222ull;
+			f.key = 0x3333333333333333ull;
+		}
+		if (ops[i] == PLX__OP_WRITE_IMM)
+			f.imm = 0x44444444u;
+		if (ops[i] == PLX__OP_READ_REQ)
+			f.len = 0x4444u;
+		f.flags = PLX__F_ACK;
+		f.ack = 0x0102030405060708ull;
+		hdr = encode_ok(&f, buf);
+		EXPECT_EQ(hdr, plx__wire_hdr_size(ops[i]) + 8);
+		EXPECT_U64_EQ(le(buf + hdr - 16, 8), f.ack);
+		EXPECT_U64_EQ(le(buf + hdr - 8, 4),
+			      ops[i] == PLX__OP_WRITE_IMM ? f.imm :
+			      ops[i] == PLX__OP_READ_REQ  ? f.len :
+							    0);
+		EXPECT_U64_EQ(le(buf + hdr - 4, 4),
+			      model_crc(buf, (size_t)hdr, (size_t)hdr - 4));
+		/* the fields before the ACK are where they always are */
+		EXPECT_U64_EQ(le(buf + 16, 8), ops[i] == PLX__OP_SEND ?
+						       f.tag :
+						       f.addr);
+		EXPECT_EQ(plx__wire_parse(&out, buf, (size_t)hdr, MAXP), hdr);
+		EXPECT_TRUE(plx_test_frame_eq(&out, &f));
+		EXPECT_TRUE(plx_test_frame_valid(&out, MAXP));
+		/* one byte short is a prefix; a flipped ACK byte is caught */
+		EXPECT_EQ(plx__wire_parse(&out, buf, (size_t)hdr - 1, MAXP), 0);
+		buf[hdr - 16] ^= 0x01;
+		EXPECT_STATUS(plx__wire_parse(&out, buf, (size_t)hdr, MAXP),
+			      PLX_EBADMSG);
+	}
+	/* on every other opcode the flag is refused once byte 4 is in */
+	n = make_samples(v);
+	for (int i = 0; i < n; i++) {
+		uint8_t op = v[i].opcode;
+
+		if (memchr(ops, op, sizeof(ops)))
+			continue;
+		hdr = encode_ok(&v[i], buf);
+		buf[3] |= PLX__F_ACK;
+		EXPECT_STATUS(plx__wire_parse(&out, buf, 4, MAXP), PLX_EPROTO);
+	}
 }
 
 /* CRC32C: the standard check value, in pieces, and what it guards. */
@@ -795,6 +874,7 @@ int main(void)
 	test_payload_limits();
 	test_field_rules();
 	test_errors_reported_as_soon_as_visible();
+	test_riding_ack();
 	test_crc32c();
 	fprintf(stderr, "test_tcp_wire: all passed\n");
 	return 0;

@@ -183,7 +183,9 @@ static void frame_input(const uint8_t *in, size_t n, size_t prefix, bool raw,
 	while (off < n && nframes < MAX_FRAMES) {
 		struct mframe *m = &frames[nframes];
 		struct plx__frame *f = &m->f;
-		int hs = n - off >= 3 ? plx__wire_hdr_size(in[off + 2]) : -1;
+		int hs = n - off >= 4 ? plx__wire_hdr_size_flags(in[off + 2],
+							      in[off + 3]) :
+					-1;
 		size_t rest;
 		int hl;
 
@@ -479,7 +481,9 @@ static bool read_backed(uint64_t id, const uint8_t *buf, uint32_t len)
 static bool acked(uint64_t seq)
 {
 	for (uint32_t i = first_data; i < nframes; i++)
-		if (frames[i].f.opcode == PLX__OP_ACK && frames[i].f.seq >= seq)
+		if ((frames[i].f.opcode == PLX__OP_ACK &&
+		     frames[i].f.seq >= seq) ||
+		    ((frames[i].f.flags & PLX__F_ACK) && frames[i].f.ack >= seq))
 			return true;
 	return false;
 }

@@ -56,7 +56,7 @@ static void check_one(const uint8_t *data, size_t size, uint32_t max)
 			   r == PLX_EBADMSG);
 	} else if (r > 0) {
 		FUZZ_CHECK((size_t)r <= size);
-		FUZZ_CHECK(r == plx__wire_hdr_size(f.opcode));
+		FUZZ_CHECK(r == plx__wire_hdr_size_flags(f.opcode, f.flags));
 		FUZZ_CHECK(plx_test_frame_valid(&f, max));
 		FUZZ_CHECK(plx__wire_encode(&f, enc) == r);
 		FUZZ_CHECK(memcmp(enc, data, (size_t)r) == 0);
@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	for (i = 0; i < sizeof(maxes) / sizeof(maxes[0]); i++)
 		check_one(data, size, maxes[i]);
-	hdr = size > 2 ? plx__wire_hdr_size(data[2]) : -1;
+	hdr = size > 3 ? plx__wire_hdr_size_flags(data[2], data[3]) : -1;
 	if (hdr < 0 || size < (size_t)hdr)
 		return 0;
 	sealed = malloc(size);

@@ -156,6 +156,18 @@ static void ack_(uint64_t seq)
 	add(f, NULL, 0);
 }
 
+/* A write whose header also carries a cumulative ACK (PLX__F_ACK). */
+static void write_ack_(uint64_t key, uint64_t addr, uint32_t len, uint64_t ack)
+{
+	struct plx__frame f = fr(PLX__OP_WRITE, 0);
+
+	f.key = key;
+	f.addr = addr;
+	f.flags = PLX__F_ACK;
+	f.ack = ack;
+	add(f, NULL, len);
+}
+
 static void writes(void)
 {
 	begin(0);
@@ -264,6 +276,16 @@ static void answers(void)
 	begin(0);
 	ack_(9); /* beyond what was sent */
 	put("ack-beyond");
+	/* the same ACKs riding on the peer's writes */
+	begin(0);
+	status_(PLX__OP_READ_RESP, 1, 0, NULL, 16);
+	write_ack_(1, PAGE + 16, 32, 1);
+	write_ack_(1, PAGE + 48, 8, 3);
+	write_ack_(1, PAGE + 56, 8, 3); /* again: nothing new */
+	put("answers-riding");
+	begin(0);
+	write_ack_(1, PAGE + 16, 32, 9); /* beyond what was sent */
+	put("riding-ack-beyond");
 	begin(0);
 	status_(PLX__OP_NACK, 7, PLX_EIO, NULL, 0);
 	put("nack-beyond");

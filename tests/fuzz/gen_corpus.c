@@ -94,7 +94,8 @@ static void put_frame(const char *name, const struct plx__frame *f)
 
 	add_frame(&s, f);
 	/* the wire target looks at the header only */
-	put("fuzz_wire", name, s.b, (size_t)plx__wire_hdr_size(f->opcode));
+	put("fuzz_wire", name, s.b,
+	    (size_t)plx__wire_hdr_size_flags(f->opcode, f->flags));
 }
 
 /* ----------------------------------------------------------------------
@@ -135,18 +136,32 @@ static void gen_wire(void)
 	f = frame(PLX__OP_SEND, 1, 100);
 	f.tag = 0x1234;
 	put_frame("send", &f);
+	f.flags = PLX__F_ACK;
+	f.ack = 0x100000001ull;
+	put_frame("send-ack", &f);
 	f = frame(PLX__OP_WRITE, 2, 4096);
 	f.addr = 0x7f0000001000ull;
 	f.key = 0xfeedfacecafebeefull;
 	put_frame("write", &f);
+	f.flags = PLX__F_ACK; /* with a riding ACK */
+	f.ack = 9;
+	put_frame("write-ack", &f);
+	f.flags = 0;
+	f.ack = 0;
 	f.opcode = PLX__OP_WRITE_IMM;
 	f.imm = 0xdeadbeef;
 	put_frame("write-imm", &f);
+	f.flags = PLX__F_ACK;
+	f.ack = 9;
+	put_frame("write-imm-ack", &f);
 	f = frame(PLX__OP_READ_REQ, 3, 0);
 	f.addr = 0x7f0000001000ull;
 	f.key = 0xfeedfacecafebeefull;
 	f.len = 64;
 	put_frame("read-req", &f);
+	f.flags = PLX__F_ACK;
+	f.ack = 1;
+	put_frame("read-req-ack", &f);
 	f = frame(PLX__OP_READ_RESP, 3, 64);
 	put_frame("read-resp", &f);
 	f = frame(PLX__OP_READ_RESP, 4, 0);

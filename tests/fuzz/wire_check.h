@@ -31,7 +31,8 @@ static inline bool plx_test_frame_eq(const struct plx__frame *a,
 	return a->opcode == b->opcode && a->flags == b->flags &&
 	       a->payload_len == b->payload_len && a->id == b->id &&
 	       a->addr == b->addr && a->key == b->key && a->len == b->len &&
-	       a->tag == b->tag && a->seq == b->seq && a->imm == b->imm &&
+	       a->tag == b->tag && a->seq == b->seq && a->ack == b->ack &&
+	       a->imm == b->imm &&
 	       a->status == b->status &&
 	       plx_test_hello_eq(&a->hello, &b->hello) &&
 	       memcmp(a->proof, b->proof, sizeof(a->proof)) == 0;
@@ -64,15 +65,17 @@ static inline bool plx_test_frame_valid(const struct plx__frame *f,
 		if (f->flags || pl)
 			return false;
 		break;
+	/* the data opcodes may carry a riding ACK (PLX__F_ACK) */
 	case PLX__OP_SEND:
 	case PLX__OP_WRITE:
 	case PLX__OP_WRITE_IMM:
-		if (f->flags)
+		if (f->flags & ~PLX__F_ACK)
 			return false;
 		uses_rma = f->opcode != PLX__OP_SEND;
 		break;
 	case PLX__OP_READ_REQ:
-		if (f->flags || pl || f->len == 0 || f->len > max)
+		if ((f->flags & ~PLX__F_ACK) || pl || f->len == 0 ||
+		    f->len > max)
 			return false;
 		uses_rma = true;
 		break;
@@ -122,6 +125,8 @@ static inline bool plx_test_frame_valid(const struct plx__frame *f,
 	if (f->opcode != PLX__OP_SEND && f->tag)
 		return false;
 	if (f->opcode != PLX__OP_ACK && f->seq)
+		return false;
+	if (!(f->flags & PLX__F_ACK) && f->ack)
 		return false;
 	if (!uses_status && st)
 		return false;

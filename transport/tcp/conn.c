@@ -256,9 +256,12 @@ int plx__conn_flush(struct plx__conn *c)
 	struct msghdr msg = {.msg_iov = iov};
 	ssize_t n;
 
-	/* an ACK held back rides with whatever leaves now */
-	if (c->rx_seq != c->ack_sent && c->txq_head)
+	/* an ACK held back rides with whatever leaves now, and one that is
+	 * due leaves now (on its own: a data frame queued since would have
+	 * taken it) */
+	if ((c->rx_seq != c->ack_sent && c->txq_head) || c->ack_due)
 		send_ack(c);
+	c->ack_due = false;
 
 	if (c->tx_dirty) {
 		c->tx_dirty = false;
@@ -369,6 +372,14 @@ void plx__tcp_reap(struct plx__tcp *t)
  * cancelling ops queued behind a full socket stays cheap. */
 void plx__conn_unqueue(struct plx__conn *c, struct plx__txe *e)
 {
+	/* a riding ACK that will not leave now: send one again (a repeated
+	 * cumulative ACK is harmless) */
+	if (e->is_op && !e->sent && (e->hdr[3] & PLX__F_ACK)) {
+		c->ack_sent = 0;
+		c->ack_due = true;
+		if (!c->want_out)
+			plx__conn_mark_dirty(c);
+	}
 	if (e->prev)
 		e->prev->next = e->next;
 	else
@@ -735,6 +746,24 @@ static int frame_dest(struct plx__conn *c)
  * its header in place and pause until slots come back */
 #define RX_RETRY 3
 
+/* A cumulative ACK (an ACK frame's, or one riding on a data frame):
+ * everything sent up to @seq arrived. */
+static int ack_input(struct plx__conn *c, uint64_t seq)
+{
+	struct plx__op *o;
+
+	if (seq > c->tx_seq)
+		return PLX_EPROTO;
+	while ((o = c->wait_ack.head) && o->seq <= seq) {
+		if (o->state != PLX__S_WAIT)
+			return PLX_EPROTO; /* acked before sent */
+		plx__oplist_pop(&c->wait_ack);
+		plx__op_done(c->t, o, o->cancelled ? o->req.status : 0,
+			     o->cancelled ? 0 : o->len);
+	}
+	return 0;
+}
+
 /* Frames without payload, handled as soon as the header is in. */
 static int frame_ctrl(struct plx__conn *c)
 {
@@ -746,16 +775,7 @@ static int frame_ctrl(struct plx__conn *c)
 
 	switch (f->opcode) {
 	case PLX__OP_ACK:
-		if (f->seq > c->tx_seq)
-			return PLX_EPROTO;
-		while ((o = c->wait_ack.head) && o->seq <= f->seq) {
-			if (o->state != PLX__S_WAIT)
-				return PLX_EPROTO; /* acked before sent */
-			plx__oplist_pop(&c->wait_ack);
-			plx__op_done(t, o, o->cancelled ? o->req.status : 0,
-				     o->cancelled ? 0 : o->len);
-		}
-		break;
+		return ack_input(c, f->seq);
 	case PLX__OP_NACK:
 		if (f->id > c->tx_seq || !f->id)
 			return PLX_EPROTO;
@@ -852,6 +872,13 @@ static int rx_staged(struct plx__conn *c)
 		/* keep room for the NACK / ACK / response this may need */
 		if (c->ctrl_used + 2 >= PLX__TCP_CTRL)
 			return 2;
+		/* a riding ACK is taken first: cumulative, so taking it again
+		 * when the frame is retried changes nothing */
+		if (c->cur.flags & PLX__F_ACK) {
+			rc = ack_input(c, c->cur.ack);
+			if (rc)
+				return rc;
+		}
 		if (c->cur.payload_len == 0 && c->cur.opcode != PLX__OP_SEND &&
 		    c->cur.opcode != PLX__OP_WRITE &&
 		    c->cur.opcode != PLX__OP_WRITE_IMM &&
@@ -912,6 +939,19 @@ static void send_ack(struct plx__conn *c)
 		c->ack_sent = upto;
 		c->rx_unacked = 0;
 	}
+}
+
+uint64_t plx__conn_ride_ack(struct plx__conn *c)
+{
+	uint64_t upto = ack_upto(c);
+
+	if (!(c->hs.caps_common & PLX__CAP_ACK_RIDE) || upto <= c->ack_sent ||
+	    c->state < PLX__C_UP)
+		return 0;
+	c->ack_sent = upto;
+	c->rx_unacked = 0;
+	c->ack_due = false;
+	return upto;
 }
 
 /* Queue the ACK now allowed (a staged frame's copies completed), and any
@@ -1073,12 +1113,19 @@ int plx__conn_rx(struct plx__conn *c)
 	 * flight never waits for it. Each ACK is a small segment that the
 	 * sender's kernel must process against its busy socket. */
 	if (idle || c->rx_seq - c->ack_sent >= PLX__TCP_ACK_FRAMES ||
-	    c->rx_unacked >= PLX__TCP_ACK_BYTES)
-		send_ack(c);
+	    c->rx_unacked >= PLX__TCP_ACK_BYTES) {
+		/* a peer that takes riding ACKs gets it on the next data
+		 * frame queued before the flush (the echo a completion
+		 * callback sends), else on its own at that flush */
+		if (c->hs.caps_common & PLX__CAP_ACK_RIDE)
+			c->ack_due = ack_upto(c) > c->ack_sent;
+		else
+			send_ack(c);
+	}
 	/* what this read queued (the ACK, responses) leaves with the next
 	 * submission on this connection, or at the next poll: an echo sent
 	 * from the completion callback then carries the ACK in one syscall */
-	if (c->txq_head && !c->want_out)
+	if ((c->txq_head || c->ack_due) && !c->want_out)
 		plx__conn_mark_dirty(c);
 	return events;
 }

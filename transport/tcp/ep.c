@@ -207,6 +207,9 @@ static void conn_submit(struct plx__conn *c, struct plx__op *o)
 	}
 	f.addr = o->raddr;
 	f.key = o->rkey;
+	/* the ACK this side owes rides along (RESOLVE_REQ takes none) */
+	if (o->kind != PLX__K_RESOLVE && (f.ack = plx__conn_ride_ack(c)))
+		f.flags = PLX__F_ACK;
 	if (plx__op_has_response(o)) {
 		f.id = ++c->tx_rid;
 		plx__oplist_push(&c->wait_read, o);

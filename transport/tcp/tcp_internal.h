@@ -93,21 +93,22 @@ struct plx__op {
 	uint64_t raddr;
 	uint64_t rkey;
 	uint32_t imm;
+	uint32_t rrkey; /* RDMA: the descriptor's rkey (here for packing) */
 	uint8_t kind;
 	uint8_t state;
 	uint8_t cancelled;
 	uint8_t rkey_ok; /* the descriptor has an RDMA rkey (rrkey) */
 	uint8_t dev;	 /* the local buffer is CUDA device memory */
-	uint8_t hdr[40];
+	uint8_t hdr[48]; /* a data frame header, with a riding ACK */
 	/* striping: a split op (parent) and its pieces (children) */
 	struct plx__op *parent;	 /* set in a piece */
 	struct plx__op *sibling; /* next piece of the same parent */
 	uint32_t pieces_left;	 /* parent: pieces not yet complete */
 	int piece_err;		 /* parent: first failure of a piece */
-	/* RDMA (state PLX__S_RDMA): the channel, the descriptor's rkey;
-	 * pieces_left / piece_err count the op's outstanding completions */
+	/* RDMA (state PLX__S_RDMA): the channel (the descriptor's rkey is
+	 * rrkey, above); pieces_left / piece_err count the op's outstanding
+	 * completions */
 	struct plx__rchan *rch;
-	uint32_t rrkey;
 	/* staging (state PLX__S_STAGED, transport/tcp/stage.c) */
 	struct plx__xfer *xfer;
 };
@@ -191,8 +192,10 @@ struct plx__conn {
 	uint8_t descbuf[PLX_DESC_BYTES];  /* incoming RESOLVE_RESP */
 	void *rx_poolbuf;		  /* msg_pool buffer being filled */
 	uint64_t rx_seq;     /* id of the last sequenced frame processed */
-	uint64_t ack_sent;   /* highest cumulative ACK sent */
+	uint64_t ack_sent;   /* highest cumulative ACK sent (or queued) */
 	uint64_t rx_unacked; /* payload bytes received since that ACK */
+	bool ack_due;	     /* an ACK must leave at the next flush, on a
+			      * data frame queued before it or on its own */
 	uint64_t last_rx_ns;
 	uint32_t pings_out;
 	/* a WRITE landing in device memory through bounce slots (stage.c) */
@@ -324,6 +327,13 @@ int plx__conn_rx(struct plx__conn *c);
 int plx__conn_resume(struct plx__conn *c);
 void plx__conn_mark_dirty(struct plx__conn *c);
 void plx__conn_ack_now(struct plx__conn *c);
+
+/*
+ * plx__conn_ride_ack() - the cumulative ACK a data frame being queued on
+ * @c now should carry (PLX__F_ACK), or 0 for none: the peer takes riding
+ * ACKs and one is held back or due. Counted as sent.
+ */
+uint64_t plx__conn_ride_ack(struct plx__conn *c);
 void plx__tcp_region_gone(struct plx__tcp *t, uint64_t addr, uint64_t len);
 void plx__tcp_flush_dirty(struct plx__tcp *t);
 void plx__conn_start_handshake(struct plx__conn *c);

@@ -50,8 +50,11 @@
 /* WRITE, WRITE_IMM, READ_REQ */
 #define OFF_RMA_ADDR (EXT + 0)
 #define OFF_RMA_KEY (EXT + 8)
-#define OFF_WIMM_IMM (EXT + 16)
-#define OFF_READ_LEN (EXT + 16)
+/* the u32 before the CRC (WRITE_IMM's imm, READ_REQ's len, the pad of
+ * SEND and WRITE) and a riding ACK (PLX__F_ACK) sit at fixed distances
+ * from the end of the header, whose size depends on that flag */
+#define TAIL_U32(hdr) ((hdr) - 8)
+#define TAIL_ACK(hdr) ((hdr) - 16)
 /* READ_RESP, NACK, RESOLVE_RESP, CLOSE */
 #define OFF_STATUS (EXT + 0)
 /* ACK */
@@ -106,6 +109,18 @@ int plx__wire_hdr_size(uint8_t opcode)
 	int ext = plx__wire_ext_size(opcode);
 
 	return ext < 0 ? -1 : PLX__WIRE_BASE + ext;
+}
+
+static uint8_t opcode_flags(uint8_t opcode);
+
+int plx__wire_hdr_size_flags(uint8_t opcode, uint8_t flags)
+{
+	int hdr = plx__wire_hdr_size(opcode);
+
+	/* (the flag on an opcode that does not take it is refused) */
+	return hdr < 0 || !(flags & opcode_flags(opcode) & PLX__F_ACK) ?
+		       hdr :
+		       hdr + 8;
 }
 
 static void put_le(uint8_t *p, uint64_t v, unsigned int bytes)
@@ -230,7 +245,17 @@ static uint32_t header_crc(const uint8_t *buf, int hdr, int off)
 /* The flags an opcode defines; every other bit must be zero. */
 static uint8_t opcode_flags(uint8_t opcode)
 {
-	return opcode == PLX__OP_HELLO ? PLX__HELLO_AUTH : 0;
+	switch (opcode) {
+	case PLX__OP_HELLO:
+		return PLX__HELLO_AUTH;
+	case PLX__OP_SEND:
+	case PLX__OP_WRITE:
+	case PLX__OP_WRITE_IMM:
+	case PLX__OP_READ_REQ:
+		return PLX__F_ACK;
+	default:
+		return 0;
+	}
 }
 
 /*
@@ -359,7 +384,7 @@ static int check_pad(uint8_t opcode, const uint8_t *buf, size_t len, size_t hdr)
 	case PLX__OP_PING:
 	case PLX__OP_PONG:
 	case PLX__OP_RDMA_CM:
-		if (len >= hdr - 4 && get_le(buf + hdr - 8, 4) != 0)
+		if (len >= hdr - 4 && get_le(buf + TAIL_U32(hdr), 4) != 0)
 			return PLX_EPROTO;
 		return 0;
 	default:
@@ -393,15 +418,15 @@ static int parse_ext(struct plx__frame *out, const uint8_t *buf, size_t len,
 		if (len >= hdr) {
 			out->addr = get_le(buf + OFF_RMA_ADDR, 8);
 			out->key = get_le(buf + OFF_RMA_KEY, 8);
-			out->imm = (uint32_t)get_le(buf + OFF_WIMM_IMM, 4);
+			out->imm = (uint32_t)get_le(buf + TAIL_U32(hdr), 4);
 		}
 		return 0;
 	case PLX__OP_READ_REQ:
-		if (len < OFF_READ_LEN + 4)
+		if (len < hdr - 4)
 			return 0;
 		out->addr = get_le(buf + OFF_RMA_ADDR, 8);
 		out->key = get_le(buf + OFF_RMA_KEY, 8);
-		out->len = get_le(buf + OFF_READ_LEN, 4);
+		out->len = get_le(buf + TAIL_U32(hdr), 4);
 		if (out->len == 0)
 			return PLX_EPROTO;
 		if (out->len > max)
@@ -447,6 +472,7 @@ int plx__wire_parse(struct plx__frame *out, const uint8_t *buf, size_t len,
 	out->flags = buf[OFF_FLAGS];
 	if (out->flags & ~opcode_flags(out->opcode))
 		return PLX_EPROTO;
+	hdr = plx__wire_hdr_size_flags(out->opcode, out->flags);
 	if (len < OFF_PAYLOAD_LEN + 4)
 		return 0;
 	out->payload_len = (uint32_t)get_le(buf + OFF_PAYLOAD_LEN, 4);
@@ -466,6 +492,8 @@ int plx__wire_parse(struct plx__frame *out, const uint8_t *buf, size_t len,
 		return ret;
 	if (len < (size_t)hdr)
 		return 0;
+	if (out->flags & PLX__F_ACK)
+		out->ack = get_le(buf + TAIL_ACK(hdr), 8);
 	/* last, with every byte in: the header arrived as it was sent */
 	ret = crc_off(out->opcode, buf, hdr);
 	if (ret >= 0) {
@@ -484,7 +512,8 @@ static void put_status_ext(uint8_t *buf, int32_t status)
 
 int plx__wire_seal(uint8_t *buf)
 {
-	int hdr = plx__wire_hdr_size(buf[OFF_OPCODE]), off;
+	int hdr = plx__wire_hdr_size_flags(buf[OFF_OPCODE], buf[OFF_FLAGS]),
+	    off;
 
 	if (hdr < 0)
 		return PLX_EINVAL;
@@ -497,7 +526,7 @@ int plx__wire_seal(uint8_t *buf)
 int plx__wire_encode(const struct plx__frame *f, uint8_t *buf)
 {
 	const struct plx__hello *h = &f->hello;
-	int hdr = plx__wire_hdr_size(f->opcode);
+	int hdr = plx__wire_hdr_size_flags(f->opcode, f->flags);
 
 	if (hdr < 0 || (f->opcode == PLX__OP_READ_REQ && f->len > UINT32_MAX))
 		return PLX_EINVAL;
@@ -536,12 +565,12 @@ int plx__wire_encode(const struct plx__frame *f, uint8_t *buf)
 	case PLX__OP_WRITE_IMM:
 		put_le(buf + OFF_RMA_ADDR, f->addr, 8);
 		put_le(buf + OFF_RMA_KEY, f->key, 8);
-		put_le(buf + OFF_WIMM_IMM, f->imm, 4);
+		put_le(buf + TAIL_U32(hdr), f->imm, 4);
 		break;
 	case PLX__OP_READ_REQ:
 		put_le(buf + OFF_RMA_ADDR, f->addr, 8);
 		put_le(buf + OFF_RMA_KEY, f->key, 8);
-		put_le(buf + OFF_READ_LEN, f->len, 4);
+		put_le(buf + TAIL_U32(hdr), f->len, 4);
 		break;
 	case PLX__OP_ACK:
 		put_le(buf + OFF_ACK_SEQ, f->seq, 8);
@@ -556,5 +585,7 @@ int plx__wire_encode(const struct plx__frame *f, uint8_t *buf)
 		/* RESOLVE_REQ, PING, PONG, RDMA_CM: pad and CRC only */
 		break;
 	}
+	if (f->flags & PLX__F_ACK)
+		put_le(buf + TAIL_ACK(hdr), f->ack, 8);
 	return plx__wire_seal(buf);
 }

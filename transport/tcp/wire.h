@@ -67,6 +67,14 @@ enum plx__opcode {
 
 /* HELLO flags (frame flags byte) */
 #define PLX__HELLO_AUTH 0x01 /* sender requires authentication */
+/*
+ * SEND, WRITE, WRITE_IMM and READ_REQ flag: the header also carries a
+ * cumulative ACK (u64, what an ACK frame's seq says), which makes it 8
+ * bytes longer. The ACK sits at header size - 16, just before the last
+ * eight bytes (the opcode's u32 - pad, imm or len - and the CRC), which
+ * stay the last eight. Sent only to a peer with PLX__CAP_ACK_RIDE.
+ */
+#define PLX__F_ACK 0x80
 
 /* HELLO extension, 64 bytes: version u16 @0, role u8 @2, conn_index u8 @3,
  * caps u32 @4, node_id[16] @8, epoch u64 @24, nonce[32] @32. */
@@ -94,7 +102,10 @@ struct plx__hello {
 #define PLX__CAP_WRITE_IMM 0x1
 #define PLX__CAP_STRIPE 0x2
 #define PLX__CAP_RDMA 0x4 /* sender has the RDMA transport attached */
-#define PLX__CAP_ALL (PLX__CAP_WRITE_IMM | PLX__CAP_STRIPE | PLX__CAP_RDMA)
+#define PLX__CAP_ACK_RIDE 0x8 /* sender takes PLX__F_ACK on data frames */
+#define PLX__CAP_ALL                                                          \
+	(PLX__CAP_WRITE_IMM | PLX__CAP_STRIPE | PLX__CAP_RDMA |               \
+	 PLX__CAP_ACK_RIDE)
 
 /* RDMA_CM payload bounds (transport/rdma/common/cm.h: 32 + 8 per QP). */
 #define PLX__WIRE_CM_MIN 32
@@ -115,6 +126,7 @@ struct plx__frame {
 	uint64_t len;		 /* READ_REQ: bytes requested (u32) */
 	uint64_t tag;		 /* SEND */
 	uint64_t seq;		 /* ACK: cumulative sequence */
+	uint64_t ack;		 /* data frames with PLX__F_ACK: the same */
 	uint32_t imm;		 /* WRITE_IMM */
 	int32_t status;		 /* READ_RESP, NACK, RESOLVE_RESP, CLOSE */
 	struct plx__hello hello; /* HELLO */
@@ -130,6 +142,13 @@ int plx__wire_ext_size(uint8_t opcode);
  * plx__wire_hdr_size() - full header size (base + ext) of @opcode, or -1.
  */
 int plx__wire_hdr_size(uint8_t opcode);
+
+/*
+ * plx__wire_hdr_size_flags() - header size of @opcode with @flags (a
+ * riding ACK adds 8 bytes to the opcodes that take one), or -1 when the
+ * opcode is unknown.
+ */
+int plx__wire_hdr_size_flags(uint8_t opcode, uint8_t flags);
 
 /*
  * plx__wire_parse() - validate and decode a header from @buf (@len bytes
