@@ -6,6 +6,8 @@
  * 1. A write ping-pong through the capturing proxy of tests/fault/: in
  *    both directions nearly every write carries the ACK of the write
  *    before it, and almost no ACK frame is sent; every write succeeds.
+ *    With 64 KiB writes (PLX__TCP_RIDE_MAX and more) the ACK goes as an
+ *    ACK frame right ahead of the write instead.
  * 2. A write that took the ACK but is cancelled while still queued (in a
  *    batch, so it never reached the socket) gives the ACK back: it leaves
  *    on its own at the end of the batch, and the peer's write completes
@@ -15,13 +17,15 @@
 
 #include "fault/proxy.h"
 #include "tcp_pair.h"
+#include "transport/tcp/tcp_internal.h"
 #include "transport/tcp/wire.h"
 
 #define ROUNDS 200
 #define MSG 64
+#define BIG (64 * 1024)
 
 static struct side A, B;
-static uint8_t amem[4096], bmem[4096], src[MSG];
+static uint8_t amem[BIG], bmem[BIG], src[BIG];
 
 /* Poll both reactors and step the proxy (one thread, nothing spins). */
 static void poll_all(struct fproxy *px)
@@ -53,13 +57,14 @@ static int wait_byte(struct fproxy *px, const uint8_t *p, uint8_t v, int ms)
 }
 
 /* Frames of one captured direction: data frames with a riding ACK, ACK
- * frames, and all frames. */
+ * frames, ACK frames right before a data frame, and all frames. */
 static void count_frames(const uint8_t *b, size_t len, int *riding,
-			 int *acks, int *frames)
+			 int *acks, int *ahead, int *frames)
 {
 	size_t off = 0;
+	int prev_ack = 0;
 
-	*riding = *acks = *frames = 0;
+	*riding = *acks = *ahead = *frames = 0;
 	while (off < len) {
 		struct plx__frame f;
 		int hl = plx__wire_parse(&f, b + off, len - off, UINT32_MAX);
@@ -67,10 +72,12 @@ static void count_frames(const uint8_t *b, size_t len, int *riding,
 		if (hl <= 0 || len - off < (size_t)hl + f.payload_len)
 			break;
 		(*frames)++;
-		if (f.opcode == PLX__OP_ACK)
-			(*acks)++;
 		if (f.flags & PLX__F_ACK)
 			(*riding)++;
+		if (prev_ack && f.opcode == PLX__OP_WRITE)
+			(*ahead)++;
+		prev_ack = f.opcode == PLX__OP_ACK;
+		*acks += prev_ack;
 		off += (size_t)hl + f.payload_len;
 	}
 }
@@ -85,7 +92,7 @@ static void connect_pair(struct fproxy **px, struct plx_ep **bep,
 	side_init(&B, NULL, NULL, NULL);
 	if (px) {
 		EXPECT_EQ(fproxy_create(px, A.port, &port), 0);
-		fproxy_keep(*px, 1u << 20);
+		fproxy_keep(*px, 4u << 20);
 	} else {
 		port = A.port;
 	}
@@ -120,7 +127,7 @@ static void teardown(struct fproxy *px, struct plx_ep *bep,
 		fproxy_destroy(px);
 }
 
-static void test_ping_pong_acks_ride(void)
+static void ping_pong(size_t msg, int rounds)
 {
 	struct fproxy *px = NULL;
 	struct plx_ep *bep;
@@ -129,7 +136,7 @@ static void test_ping_pong_acks_ride(void)
 	struct tracked bw, aw;
 	const uint8_t *cap;
 	size_t len;
-	int riding, acks, frames;
+	int riding, acks, ahead, frames;
 
 	connect_pair(&px, &bep, &ad, &bd, &ar, &br);
 	/* as plx_bench's write ping-pong: each side answers as soon as the
@@ -137,18 +144,18 @@ static void test_ping_pong_acks_ride(void)
 	 * completion, A only before it reuses its op */
 	tracked_init(&aw);
 	aw.done = 1;
-	for (int i = 1; i <= ROUNDS; i++) {
+	for (int i = 1; i <= rounds; i++) {
 		uint8_t v = (uint8_t)(i % 250 + 1);
 
-		memset(src, v, sizeof(src));
+		memset(src, v, msg);
 		tracked_init(&bw);
-		EXPECT_OK(plx_ep_write(bep, &bw.op, src, MSG, &ad, 0));
-		EXPECT_TRUE(wait_byte(px, &amem[MSG - 1], v, 2000));
+		EXPECT_OK(plx_ep_write(bep, &bw.op, src, msg, &ad, 0));
+		EXPECT_TRUE(wait_byte(px, &amem[msg - 1], v, 2000));
 		EXPECT_TRUE(wait_done(px, &aw, 2000));
 		EXPECT_OK(aw.status);
 		tracked_init(&aw);
-		EXPECT_OK(plx_ep_write(A.accepted, &aw.op, amem, MSG, &bd, 0));
-		EXPECT_TRUE(wait_byte(px, &bmem[MSG - 1], v, 2000));
+		EXPECT_OK(plx_ep_write(A.accepted, &aw.op, amem, msg, &bd, 0));
+		EXPECT_TRUE(wait_byte(px, &bmem[msg - 1], v, 2000));
 		EXPECT_TRUE(wait_done(px, &bw, 2000));
 		EXPECT_OK(bw.status);
 	}
@@ -157,16 +164,29 @@ static void test_ping_pong_acks_ride(void)
 	for (int d = 0; d < 2; d++) {
 		cap = fproxy_capture(px, 0, d, &len);
 		EXPECT_TRUE(cap != NULL);
-		count_frames(cap, len, &riding, &acks, &frames);
+		count_frames(cap, len, &riding, &acks, &ahead, &frames);
 		fprintf(stderr,
-			"%s: %d frames, %d with a riding ACK, %d ACK frames\n",
-			d == FPROXY_C2S ? "c2s" : "s2c", frames, riding, acks);
+			"%zu B %s: %d frames, %d with a riding ACK, %d ACK "
+			"frames, %d of them right ahead of a write\n",
+			msg, d == FPROXY_C2S ? "c2s" : "s2c", frames, riding,
+			acks, ahead);
 		/* each write but the first of a direction acknowledges the
 		 * one before it; an ACK frame may still leave at the tick */
-		EXPECT_GE(riding, ROUNDS - 10);
-		EXPECT_LE(acks, 10);
+		if (msg < PLX__TCP_RIDE_MAX) {
+			EXPECT_GE(riding, rounds - 10);
+			EXPECT_LE(acks, 10);
+		} else {
+			EXPECT_EQ(riding, 0);
+			EXPECT_GE(ahead, rounds - 10);
+		}
 	}
 	teardown(px, bep, &ar, &br);
+}
+
+static void test_ping_pong_acks_ride(void)
+{
+	ping_pong(MSG, ROUNDS);
+	ping_pong(BIG, 40);
 }
 
 static void test_cancelled_rider_gives_ack_back(void)

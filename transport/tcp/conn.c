@@ -954,6 +954,12 @@ uint64_t plx__conn_ride_ack(struct plx__conn *c)
 	return upto;
 }
 
+void plx__conn_ack_ahead(struct plx__conn *c)
+{
+	send_ack(c);
+	c->ack_due = false;
+}
+
 /* Queue the ACK now allowed (a staged frame's copies completed), and any
  * response queued with it, for the next poll's flush. */
 void plx__conn_ack_soon(struct plx__conn *c)

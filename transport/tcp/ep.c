@@ -207,9 +207,6 @@ static void conn_submit(struct plx__conn *c, struct plx__op *o)
 	}
 	f.addr = o->raddr;
 	f.key = o->rkey;
-	/* the ACK this side owes rides along (RESOLVE_REQ takes none) */
-	if (o->kind != PLX__K_RESOLVE && (f.ack = plx__conn_ride_ack(c)))
-		f.flags = PLX__F_ACK;
 	if (plx__op_has_response(o)) {
 		f.id = ++c->tx_rid;
 		plx__oplist_push(&c->wait_read, o);
@@ -218,6 +215,12 @@ static void conn_submit(struct plx__conn *c, struct plx__op *o)
 		f.payload_len = (uint32_t)o->len;
 		plx__oplist_push(&c->wait_ack, o);
 	}
+	/* the ACK this side owes goes first: riding on a small frame
+	 * (RESOLVE_REQ takes none), as an ACK frame ahead of a large one */
+	if (f.payload_len >= PLX__TCP_RIDE_MAX)
+		plx__conn_ack_ahead(c);
+	else if (o->kind != PLX__K_RESOLVE && (f.ack = plx__conn_ride_ack(c)))
+		f.flags = PLX__F_ACK;
 	o->seq = f.id;
 	memset(&o->tx, 0, sizeof(o->tx));
 	o->tx.hdr = o->hdr;
