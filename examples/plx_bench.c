@@ -9,6 +9,7 @@
  *             [--rounds R] [--time SECONDS] [--batch auto|always|never]
  *             [--stripes N] [--quick] [--json | --md]
  *             [--floor-only | --no-floor] [--transport tcp|rdma]
+ *             [--floor-header BYTES]
  *
  * Defaults: every op, sizes 8, 64, 512, 4k, 64k, 1m, 64m, windows 1, 16,
  * 256, 3 rounds, 10000 iterations (fewer for large sizes: at most 512 MiB
@@ -38,7 +39,10 @@
  * Floor: plain non-blocking TCP (TCP_NODELAY) between the same two
  * threads, busy-polling recv/send: the client sends SIZE bytes, the server
  * receives them all and sends SIZE bytes back (for read: a 32-byte request
- * answered with SIZE bytes, RTT not halved).
+ * answered with SIZE bytes, RTT not halved). --floor-header B puts B
+ * bytes from a second buffer in front of each of those messages, sent in
+ * one sendmsg() of two iovecs as pollux sends a frame: the kernel's cost
+ * of that shape, without the library (docs/benchmarks.md, stop 11).
  *
  * Bandwidth (streaming): WINDOW ops in flight, each completion resubmitted
  * at once (--batch auto: the resubmissions of one poll go in one
@@ -98,6 +102,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "pollux/pollux.h"
@@ -251,6 +256,7 @@ static const char *const op_names[NOPS] = {"send", "write", "read",
 #define BW_INFLIGHT (256ull << 20) /* bytes in flight at most (window cap) */
 #define FLOOR_READ_REQ 32	   /* floor request size for read */
 #define FLOOR_ACK 32		   /* one-op floor: acknowledgement size */
+#define FLOOR_HDR_MAX 4096	   /* --floor-header at most */
 #define OP_TIMEOUT_NS 10000000000ull
 #define MIN_OPS 8 /* a bandwidth window holds at least this many ops */
 
@@ -265,6 +271,7 @@ struct opts {
 	int rounds;
 	double secs; /* measured time per bandwidth round */
 	int quick, json, md, floor_only, no_floor;
+	size_t floor_hdr; /* --floor-header: bytes in front of each message */
 	int rdma;    /* --transport rdma */
 	int batch;   /* BATCH_* */
 	int stripes; /* -1: the library default */
@@ -585,6 +592,40 @@ static void recv_all(int fd, uint8_t *p, size_t n)
 	}
 }
 
+/*
+ * send_all() of @n bytes behind a header of opt.floor_hdr bytes from
+ * another buffer, each sendmsg() with two iovecs, as pollux sends a frame
+ * (--floor-header; without it, send_all()).
+ */
+static void send_hdr_all(int fd, const uint8_t *p, size_t n)
+{
+	static const uint8_t hdr[FLOOR_HDR_MAX];
+	size_t h = opt.floor_hdr, done = 0;
+
+	if (!h) {
+		send_all(fd, p, n);
+		return;
+	}
+	while (done < h + n) {
+		struct iovec iov[2];
+		struct msghdr m = {.msg_iov = iov};
+		size_t po = done > h ? done - h : 0;
+		ssize_t k;
+
+		if (done < h) {
+			iov[m.msg_iovlen].iov_base = (void *)(hdr + done);
+			iov[m.msg_iovlen++].iov_len = h - done;
+		}
+		iov[m.msg_iovlen].iov_base = (void *)(p + po);
+		iov[m.msg_iovlen++].iov_len = n - po;
+		k = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (k > 0)
+			done += (size_t)k;
+		else if (k < 0 && errno != EAGAIN && errno != EINTR)
+			die("floor send", 1);
+	}
+}
+
 /* One non-blocking recv; returns bytes (0 when nothing was there). */
 static size_t recv_some(int fd, uint8_t *p, size_t cap)
 {
@@ -848,9 +889,10 @@ static void srv_step(void)
 		S.sop_busy = 1;
 		break;
 	case M_FLOOR_PP:
-		S.got += recv_some(g_fd_srv, S.rbuf + S.got, S.req - S.got);
-		if (S.got == S.req) {
-			send_all(g_fd_srv, S.sbuf, S.size);
+		S.got += recv_some(g_fd_srv, S.rbuf + S.got,
+				   S.req + opt.floor_hdr - S.got);
+		if (S.got == S.req + opt.floor_hdr) {
+			send_hdr_all(g_fd_srv, S.sbuf, S.size);
 			S.got = 0;
 		}
 		break;
@@ -888,8 +930,8 @@ static void *server(void *arg)
 
 	(void)arg;
 	pin(0);
-	S.sbuf = xalloc(g_max);
-	S.rbuf = xalloc(g_max);
+	S.sbuf = xalloc(g_max + FLOOR_HDR_MAX);
+	S.rbuf = xalloc(g_max + FLOOR_HDR_MAX);
 	tcp_cfg(&cfg, srv_imm, NULL);
 	cfg.event_cb = srv_event;
 	if ((rc = plx_reactor_init(&S.r, NULL)) ||
@@ -1110,8 +1152,8 @@ static void lat_floor(int op, size_t size, uint64_t warm, uint64_t total,
 	for (uint64_t i = 0; i < total; i++) {
 		uint64_t t0 = plx_now_ns();
 
-		send_all(g_fd_cli, C.sbuf, req);
-		recv_all(g_fd_cli, C.rbuf, size);
+		send_hdr_all(g_fd_cli, C.sbuf, req);
+		recv_all(g_fd_cli, C.rbuf, size + opt.floor_hdr);
 		if (i >= warm)
 			out[i - warm] = plx_now_ns() - t0;
 	}
@@ -1889,7 +1931,13 @@ static void usage(const char *prog)
 		"Markdown\n"
 		"  --floor-only     only the raw-socket floor\n"
 		"  --no-floor       only pollux\n"
-		"  --transport T    tcp (default) or rdma (RC QPs; no floor)\n",
+		"  --transport T    tcp (default) or rdma (RC QPs; no floor)\n"
+		"  --floor-header B the latency floor sends B bytes (<= 4096) "
+		"from\n"
+		"                   a second buffer in front of each message, "
+		"in one\n"
+		"                   sendmsg() of two iovecs, as pollux sends "
+		"a frame\n",
 		prog, MAX_WINDOW / 2);
 }
 
@@ -1947,6 +1995,13 @@ static int parse_args(int argc, char **argv)
 				opt.batch = BATCH_NEVER;
 			else
 				bad = 1;
+			i++;
+		} else if (!strcmp(a, "--floor-header")) {
+			char *end;
+			unsigned long h = strtoul(v, &end, 10);
+
+			bad = *end || h > FLOOR_HDR_MAX;
+			opt.floor_hdr = h;
 			i++;
 		} else if (!strcmp(a, "--stripes")) {
 			opt.stripes = atoi(v);
@@ -2041,8 +2096,8 @@ int main(int argc, char **argv)
 	while (!__atomic_load_n(&g_srv_ready, __ATOMIC_ACQUIRE))
 		sched_yield();
 	pin(1);
-	C.sbuf = xalloc(g_max);
-	C.rbuf = xalloc(g_max);
+	C.sbuf = xalloc(g_max + FLOOR_HDR_MAX);
+	C.rbuf = xalloc(g_max + FLOOR_HDR_MAX);
 	tcp_cfg(&cfg, cli_imm, NULL);
 	cfg.event_cb = cli_event;
 	if ((rc = plx_reactor_init(&C.r, NULL)) ||
@@ -2118,8 +2173,13 @@ int main(int argc, char **argv)
 		       st1.heap_allocs - st0.heap_allocs,
 		       g_ctl.srv_heap - srv_heap0);
 		printf("load average (1 min): %.2f at the start, %.2f at the "
-		       "end; stripes %u, batch %s\n",
+		       "end; stripes %u, batch %s",
 		       load[0], load[1], g_stripes, batch_names[opt.batch]);
+		if (opt.floor_hdr)
+			printf("; latency floor: %zu-byte header in front of "
+			       "each message",
+			       opt.floor_hdr);
+		printf("\n");
 	}
 	if (opt.rdma) {
 		struct plx_rdma_stats rs;
