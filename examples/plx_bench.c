@@ -272,9 +272,9 @@ struct opts {
 	double secs; /* measured time per bandwidth round */
 	int quick, json, md, floor_only, no_floor;
 	size_t floor_hdr; /* --floor-header: bytes in front of each message */
-	int rdma;    /* --transport rdma */
-	int batch;   /* BATCH_* */
-	int stripes; /* -1: the library default */
+	int rdma;	  /* --transport rdma */
+	int batch;	  /* BATCH_* */
+	int stripes;	  /* -1: the library default */
 };
 
 enum {
@@ -2074,8 +2074,9 @@ int main(int argc, char **argv)
 				opt.rounds *
 				((opt.lat ? p + f : 0) +
 				 (opt.bw ? p * distinct_windows(opt.sizes[i]) +
-						   f * (1 + has_window_one(
-								    opt.sizes[i])) :
+						   f * (1 +
+							has_window_one(
+								opt.sizes[i])) :
 					   0));
 	}
 	plx_tcp_config_init(&cfg);

@@ -883,8 +883,10 @@ static void sweep(int full)
 			d ? "s2c" : "c2s", nmap[d], (unsigned long long)total);
 		if (getenv("PLX_FAULT_DEBUG"))
 			for (int i = 0; i < nmap[d]; i++)
-				fprintf(stderr, " frame %d op 0x%02x flags 0x%02x hdr %d plen %u\n",
-					i, map[d][i].opcode, map[d][i].flags, map[d][i].hdr, map[d][i].plen);
+				fprintf(stderr,
+					" frame %d op 0x%02x flags 0x%02x hdr %d plen %u\n",
+					i, map[d][i].opcode, map[d][i].flags,
+					map[d][i].hdr, map[d][i].plen);
 		memset(seen, 0, sizeof(seen));
 		for (int i = 0; i < nmap[d]; i++) {
 			/* CI: the first frame of each opcode, with and

@@ -58,8 +58,8 @@ static int wait_byte(struct fproxy *px, const uint8_t *p, uint8_t v, int ms)
 
 /* Frames of one captured direction: data frames with a riding ACK, ACK
  * frames, ACK frames right before a data frame, and all frames. */
-static void count_frames(const uint8_t *b, size_t len, int *riding,
-			 int *acks, int *ahead, int *frames)
+static void count_frames(const uint8_t *b, size_t len, int *riding, int *acks,
+			 int *ahead, int *frames)
 {
 	size_t off = 0;
 	int prev_ack = 0;
@@ -98,8 +98,8 @@ static void connect_pair(struct fproxy **px, struct plx_ep **bep,
 	}
 	EXPECT_OK(plx_tcp_connect(&B.r, "127.0.0.1", port, bep));
 	for (uint64_t end = plx_now_ns() + 5000000000ull;
-	     plx_now_ns() < end && !(side_has_event(&B, PLX_EP_CONNECTED) &&
-				     A.accepted);)
+	     plx_now_ns() < end &&
+	     !(side_has_event(&B, PLX_EP_CONNECTED) && A.accepted);)
 		poll_all(px ? *px : NULL);
 	EXPECT_TRUE(side_has_event(&B, PLX_EP_CONNECTED) && A.accepted);
 	EXPECT_OK(plx_mem_register(&A.r, ar, amem, sizeof(amem),

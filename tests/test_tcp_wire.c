@@ -796,9 +796,8 @@ static void test_riding_ack(void)
 		EXPECT_U64_EQ(le(buf + hdr - 4, 4),
 			      model_crc(buf, (size_t)hdr, (size_t)hdr - 4));
 		/* the fields before the ACK are where they always are */
-		EXPECT_U64_EQ(le(buf + 16, 8), ops[i] == PLX__OP_SEND ?
-						       f.tag :
-						       f.addr);
+		EXPECT_U64_EQ(le(buf + 16, 8),
+			      ops[i] == PLX__OP_SEND ? f.tag : f.addr);
 		EXPECT_EQ(plx__wire_parse(&out, buf, (size_t)hdr, MAXP), hdr);
 		EXPECT_TRUE(plx_test_frame_eq(&out, &f));
 		EXPECT_TRUE(plx_test_frame_valid(&out, MAXP));

@@ -184,7 +184,7 @@ static void frame_input(const uint8_t *in, size_t n, size_t prefix, bool raw,
 		struct mframe *m = &frames[nframes];
 		struct plx__frame *f = &m->f;
 		int hs = n - off >= 4 ? plx__wire_hdr_size_flags(in[off + 2],
-							      in[off + 3]) :
+								 in[off + 3]) :
 					-1;
 		size_t rest;
 		int hl;
@@ -483,7 +483,8 @@ static bool acked(uint64_t seq)
 	for (uint32_t i = first_data; i < nframes; i++)
 		if ((frames[i].f.opcode == PLX__OP_ACK &&
 		     frames[i].f.seq >= seq) ||
-		    ((frames[i].f.flags & PLX__F_ACK) && frames[i].f.ack >= seq))
+		    ((frames[i].f.flags & PLX__F_ACK) &&
+		     frames[i].f.ack >= seq))
 			return true;
 	return false;
 }

@@ -32,8 +32,7 @@ static inline bool plx_test_frame_eq(const struct plx__frame *a,
 	       a->payload_len == b->payload_len && a->id == b->id &&
 	       a->addr == b->addr && a->key == b->key && a->len == b->len &&
 	       a->tag == b->tag && a->seq == b->seq && a->ack == b->ack &&
-	       a->imm == b->imm &&
-	       a->status == b->status &&
+	       a->imm == b->imm && a->status == b->status &&
 	       plx_test_hello_eq(&a->hello, &b->hello) &&
 	       memcmp(a->proof, b->proof, sizeof(a->proof)) == 0;
 }

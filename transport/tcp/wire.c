@@ -53,8 +53,8 @@
 /* the u32 before the CRC (WRITE_IMM's imm, READ_REQ's len, the pad of
  * SEND and WRITE) and a riding ACK (PLX__F_ACK) sit at fixed distances
  * from the end of the header, whose size depends on that flag */
-#define TAIL_U32(hdr) ((hdr) - 8)
-#define TAIL_ACK(hdr) ((hdr) - 16)
+#define TAIL_U32(hdr) ((hdr)-8)
+#define TAIL_ACK(hdr) ((hdr)-16)
 /* READ_RESP, NACK, RESOLVE_RESP, CLOSE */
 #define OFF_STATUS (EXT + 0)
 /* ACK */

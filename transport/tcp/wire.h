@@ -101,10 +101,10 @@ struct plx__hello {
  */
 #define PLX__CAP_WRITE_IMM 0x1
 #define PLX__CAP_STRIPE 0x2
-#define PLX__CAP_RDMA 0x4 /* sender has the RDMA transport attached */
+#define PLX__CAP_RDMA 0x4     /* sender has the RDMA transport attached */
 #define PLX__CAP_ACK_RIDE 0x8 /* sender takes PLX__F_ACK on data frames */
-#define PLX__CAP_ALL                                                          \
-	(PLX__CAP_WRITE_IMM | PLX__CAP_STRIPE | PLX__CAP_RDMA |               \
+#define PLX__CAP_ALL                                                           \
+	(PLX__CAP_WRITE_IMM | PLX__CAP_STRIPE | PLX__CAP_RDMA |                \
 	 PLX__CAP_ACK_RIDE)
 
 /* RDMA_CM payload bounds (transport/rdma/common/cm.h: 32 + 8 per QP). */
