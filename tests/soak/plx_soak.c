@@ -18,7 +18,8 @@
  * flight, each a random one of: a write (1 B to 64 KiB), a write_imm, a
  * read, a message with its echo, a batch of four writes, a receive that
  * times out, a receive or a read that is cancelled. Then it closes its
- * endpoint and connects again, or restarts: plx_tcp_shutdown(),
+ * endpoint and connects again (through the proxy or directly, at
+ * random, the same epoch either way), or restarts: plx_tcp_shutdown(),
  * plx_reactor_fini() and plx_reactor_init() again with the same node id
  * (a new epoch, so the server sees a peer restart). A client whose
  * connection went down restarts. Every client registers and deregisters a
@@ -676,10 +677,11 @@ static void c_step(struct client *c)
 	c->reg_live = 0;
 	if (now_ending)
 		return;
-	/* a reconnect keeps the epoch: only after a clean direct lifetime,
-	 * and direct again (the server must not still hold a connection of
-	 * this epoch that a fault left half-open) */
-	if (c->down || c->proxied || rnd(2)) {
+	/* a reconnect keeps the epoch, also after a proxied lifetime whose
+	 * connection a fault left half-open at the server: the server then
+	 * holds two connections of this session, and must carry on over the
+	 * new one (tests/test_fault_stale_conn.c) */
+	if (c->down || rnd(2)) {
 		/* restart: a new epoch under the same node id */
 		EXPECT_OK(plx_tcp_shutdown(&c->r));
 		for (int i = 0;
@@ -696,7 +698,9 @@ static void c_step(struct client *c)
 		c->proxied = (int)rnd(2);
 	} else {
 		stat_reconnects++;
-		c->last_how = "reconnect";
+		c->last_how = c->proxied ? "reconnect after proxied" :
+					   "reconnect after direct";
+		c->proxied = (int)rnd(2);
 	}
 	c_connect(c);
 }

@@ -607,7 +607,18 @@ void plx__ep_attach(struct plx__conn *c)
 	memcpy(ep->node, h->node_id, 16);
 	ep->epoch = h->epoch;
 	ep->known = true;
-	if (ep->conn && ep->conn != c && ep->conn->state == PLX__C_UP) {
+	if (ep->conn && ep->conn != c && ep->conn->state == PLX__C_UP &&
+	    ep->conn->role == 1 && c->role == 1) {
+		/* Both opened by the peer: not a simultaneous open (there each
+		 * side opens one). The peer opens another primary connection
+		 * when it gave the first up (its endpoint closed while the
+		 * path was stalled: that one is dead and we do not know it
+		 * yet), or when it holds both and chooses; its CLOSE(0) then
+		 * retires the one it drops. Either way the newer one carries
+		 * our ops from now on; the older finishes what it carries, and
+		 * goes when it fails or is retired, without an event. */
+		ep->conn = c;
+	} else if (ep->conn && ep->conn != c && ep->conn->state == PLX__C_UP) {
 		/* simultaneous open: keep one connection, drain the other */
 		struct plx__conn *old = ep->conn;
 
