@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "reactor/hot.h"
 #include "reactor/internal.h"
 #include "reactor/req.h"
 #include "transport/transport.h"
@@ -371,7 +372,7 @@ static void disarm(struct plx__reactor *x)
 	}
 }
 
-static int drain_ring(struct plx_reactor *r, struct plx__reactor *x)
+PLX__HOT static int drain_ring(struct plx_reactor *r, struct plx__reactor *x)
 {
 	uint32_t budget = x->cfg.max_batch;
 	struct plx_req *req;
@@ -386,7 +387,8 @@ static int drain_ring(struct plx_reactor *r, struct plx__reactor *x)
 	return n;
 }
 
-static int poll_transports(struct plx_reactor *r, struct plx__reactor *x)
+PLX__HOT static int poll_transports(struct plx_reactor *r,
+				    struct plx__reactor *x)
 {
 	int n = 0;
 
@@ -400,7 +402,7 @@ static int poll_transports(struct plx_reactor *r, struct plx__reactor *x)
 	return n;
 }
 
-PLX_API int plx_reactor_poll(struct plx_reactor *r)
+PLX__HOT PLX_API int plx_reactor_poll(struct plx_reactor *r)
 {
 	struct plx__reactor *x = plx__r(r);
 	int n;

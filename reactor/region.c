@@ -21,6 +21,7 @@
 #include <sys/random.h>
 #include <sys/types.h>
 
+#include "reactor/hot.h"
 #include "reactor/internal.h"
 #include "reactor/req.h"
 #include "transport/transport.h"
@@ -385,8 +386,9 @@ int plx_mem_desc(struct plx_reactor *r, const struct plx_region *reg,
 	return 0;
 }
 
-int plx_mem_lookup(struct plx_reactor *r, uint64_t addr, uint64_t len,
-		   uint64_t key, uint32_t access, struct plx_region **reg_out)
+PLX__HOT int plx_mem_lookup(struct plx_reactor *r, uint64_t addr, uint64_t len,
+			    uint64_t key, uint32_t access,
+			    struct plx_region **reg_out)
 {
 	struct plx__reactor *x;
 	struct plx_region *reg;

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "reactor/hot.h"
 #include "reactor/req.h"
 
 static void futex_wake(uint32_t *addr)
@@ -81,7 +82,7 @@ void plx__req_run(struct plx_reactor *r, struct plx_req *req)
 	call(r, req);
 }
 
-int plx__req_run_deferred(struct plx_reactor *r)
+PLX__HOT int plx__req_run_deferred(struct plx_reactor *r)
 {
 	struct plx__reactor *x = plx__r(r);
 	struct plx_req *req = x->deferred.head;
@@ -193,8 +194,9 @@ int plx__req_begin(struct plx_reactor *r, struct plx_req *req)
 	return 0;
 }
 
-PLX_API int plx_req_complete(struct plx_reactor *r, struct plx_req *req,
-			     int status, uint64_t bytes)
+PLX__HOT PLX_API int plx_req_complete(struct plx_reactor *r,
+				      struct plx_req *req, int status,
+				      uint64_t bytes)
 {
 	struct plx__reactor *x = plx__r(r);
 
@@ -210,7 +212,7 @@ PLX_API int plx_req_complete(struct plx_reactor *r, struct plx_req *req,
 	return 0;
 }
 
-PLX_API int plx_req_test_mt(const struct plx_req *req)
+PLX__HOT PLX_API int plx_req_test_mt(const struct plx_req *req)
 {
 	/* A3: pairs with R3 in deliver(). */
 	return (plx__load_acquire(&req->plx_state) & PLX__REQ_STATE_MASK) ==

@@ -33,6 +33,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "reactor/hot.h"
 #include "transport/tcp/tcp_internal.h"
 
 static int errno_status(void)
@@ -139,7 +140,7 @@ void plx__conn_free(struct plx__conn *c)
 		plx_timer_stop(t->r, &t->tick);
 }
 
-struct plx__ctrl *plx__conn_ctrl(struct plx__conn *c)
+PLX__HOT struct plx__ctrl *plx__conn_ctrl(struct plx__conn *c)
 {
 	struct plx__ctrl *e = c->ctrl_free;
 
@@ -152,7 +153,7 @@ struct plx__ctrl *plx__conn_ctrl(struct plx__conn *c)
 	return e;
 }
 
-static void ctrl_put(struct plx__conn *c, struct plx__ctrl *e)
+PLX__HOT static void ctrl_put(struct plx__conn *c, struct plx__ctrl *e)
 {
 	if (e->cs) {
 		/* a staged READ_RESP left: its slots, and the control entry
@@ -167,7 +168,7 @@ static void ctrl_put(struct plx__conn *c, struct plx__ctrl *e)
 	c->ctrl_used--;
 }
 
-void plx__conn_queue(struct plx__conn *c, struct plx__txe *e)
+PLX__HOT void plx__conn_queue(struct plx__conn *c, struct plx__txe *e)
 {
 	e->next = NULL;
 	e->prev = c->txq_tail;
@@ -203,7 +204,7 @@ int plx__conn_send_ctrl(struct plx__conn *c, const struct plx__frame *f,
 static void drain_check(struct plx__conn *c);
 
 /* A frame has fully left. */
-static void tx_done(struct plx__conn *c, struct plx__txe *e)
+PLX__HOT static void tx_done(struct plx__conn *c, struct plx__txe *e)
 {
 	struct plx__op *o;
 
@@ -230,8 +231,8 @@ static void tx_done(struct plx__conn *c, struct plx__txe *e)
  */
 #define PLX__TCP_GATHER 256
 
-static ssize_t tx_send(struct plx__conn *c, const struct iovec *iov, int k,
-		       const struct msghdr *msg)
+PLX__HOT static ssize_t tx_send(struct plx__conn *c, const struct iovec *iov,
+				int k, const struct msghdr *msg)
 {
 	uint8_t buf[PLX__TCP_GATHER];
 	size_t total = 0;
@@ -250,7 +251,7 @@ static ssize_t tx_send(struct plx__conn *c, const struct iovec *iov, int k,
 
 static void send_ack(struct plx__conn *c);
 
-int plx__conn_flush(struct plx__conn *c)
+PLX__HOT int plx__conn_flush(struct plx__conn *c)
 {
 	struct iovec iov[PLX__TCP_IOV];
 	struct msghdr msg = {.msg_iov = iov};
@@ -528,7 +529,7 @@ static void resolve_answer(struct plx__conn *c)
 }
 
 /* Everything a frame does once its payload is in place. */
-static int frame_done(struct plx__conn *c)
+PLX__HOT static int frame_done(struct plx__conn *c)
 {
 	struct plx__tcp *t = c->t;
 	struct plx__frame *f = &c->cur;
@@ -636,7 +637,7 @@ static struct plx__op *wait_read_find(struct plx__conn *c, uint64_t id)
 /* Choose where the payload of the frame in c->cur goes. Return 1 when the
  * connection must stop here (header left unconsumed), 0 to go on, or a
  * negative status to close the connection. */
-static int frame_dest(struct plx__conn *c)
+PLX__HOT static int frame_dest(struct plx__conn *c)
 {
 	struct plx__tcp *t = c->t;
 	struct plx__frame *f = &c->cur;
@@ -748,7 +749,7 @@ static int frame_dest(struct plx__conn *c)
 
 /* A cumulative ACK (an ACK frame's, or one riding on a data frame):
  * everything sent up to @seq arrived. */
-static int ack_input(struct plx__conn *c, uint64_t seq)
+PLX__HOT static int ack_input(struct plx__conn *c, uint64_t seq)
 {
 	struct plx__op *o;
 
@@ -765,7 +766,7 @@ static int ack_input(struct plx__conn *c, uint64_t seq)
 }
 
 /* Frames without payload, handled as soon as the header is in. */
-static int frame_ctrl(struct plx__conn *c)
+PLX__HOT static int frame_ctrl(struct plx__conn *c)
 {
 	struct plx__tcp *t = c->t;
 	struct plx__frame *f = &c->cur;
@@ -838,7 +839,7 @@ static int frame_ctrl(struct plx__conn *c)
 
 /* Handle the frames in the staging buffer. Return 1 when the connection
  * paused (or closed), 0 when the buffer needs more bytes, <0 on error. */
-static int rx_staged(struct plx__conn *c)
+PLX__HOT static int rx_staged(struct plx__conn *c)
 {
 	struct plx__tcp *t = c->t;
 
@@ -922,12 +923,12 @@ static int rx_staged(struct plx__conn *c)
 
 /* What a cumulative ACK may cover: everything received, except frames
  * still being copied to device memory and those after them. */
-static uint64_t ack_upto(const struct plx__conn *c)
+PLX__HOT static uint64_t ack_upto(const struct plx__conn *c)
 {
 	return c->stg_frames ? c->stg_ack : c->rx_seq;
 }
 
-static void send_ack(struct plx__conn *c)
+PLX__HOT static void send_ack(struct plx__conn *c)
 {
 	struct plx__frame f = {.opcode = PLX__OP_ACK};
 	uint64_t upto = ack_upto(c);
@@ -941,7 +942,7 @@ static void send_ack(struct plx__conn *c)
 	}
 }
 
-uint64_t plx__conn_ride_ack(struct plx__conn *c)
+PLX__HOT uint64_t plx__conn_ride_ack(struct plx__conn *c)
 {
 	uint64_t upto = ack_upto(c);
 
@@ -984,7 +985,7 @@ void plx__conn_ack_now(struct plx__conn *c)
 
 /* Bytes arrived: the peer is alive, and this connection stays on the
  * direct-polling list for a while (striped pieces arrive in streams). */
-static void rx_seen(struct plx__conn *c)
+PLX__HOT static void rx_seen(struct plx__conn *c)
 {
 	c->last_rx_ns = plx__now_coarse();
 	c->pings_out = 0;
@@ -992,7 +993,7 @@ static void rx_seen(struct plx__conn *c)
 }
 
 /* Read and handle what the socket has, within a bound. */
-int plx__conn_rx(struct plx__conn *c)
+PLX__HOT int plx__conn_rx(struct plx__conn *c)
 {
 	int events = 0, rc = 0;
 	/* a read shorter than asked for emptied the socket: do not pay a
@@ -1136,7 +1137,7 @@ int plx__conn_rx(struct plx__conn *c)
 	return events;
 }
 
-void plx__conn_mark_dirty(struct plx__conn *c)
+PLX__HOT void plx__conn_mark_dirty(struct plx__conn *c)
 {
 	if (c->tx_dirty)
 		return;
@@ -1146,7 +1147,7 @@ void plx__conn_mark_dirty(struct plx__conn *c)
 
 /* Flush every connection with queued frames (start of the socket phase,
  * and before the owner sleeps). */
-void plx__tcp_flush_dirty(struct plx__tcp *t)
+PLX__HOT void plx__tcp_flush_dirty(struct plx__tcp *t)
 {
 	for (struct plx__conn *c = t->conns; c && t->ndirty; c = c->next) {
 		int rc;
@@ -1168,7 +1169,7 @@ int plx__conn_resume(struct plx__conn *c)
 	return plx__conn_rx(c);
 }
 
-int plx__conn_on_event(struct plx__conn *c, uint32_t events)
+PLX__HOT int plx__conn_on_event(struct plx__conn *c, uint32_t events)
 {
 	int err = 0, n = 0;
 	socklen_t len = sizeof(err);

@@ -9,11 +9,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "reactor/hot.h"
 #include "transport/tcp/tcp_internal.h"
 
 /* ---- op lists ----------------------------------------------------------- */
 
-void plx__oplist_push(struct plx__oplist *l, struct plx__op *o)
+PLX__HOT void plx__oplist_push(struct plx__oplist *l, struct plx__op *o)
 {
 	o->next = NULL;
 	o->prev = l->tail;
@@ -37,7 +38,7 @@ void plx__oplist_push_front(struct plx__oplist *l, struct plx__op *o)
 	l->n++;
 }
 
-void plx__oplist_remove(struct plx__oplist *l, struct plx__op *o)
+PLX__HOT void plx__oplist_remove(struct plx__oplist *l, struct plx__op *o)
 {
 	if (o->prev)
 		o->prev->next = o->next;
@@ -51,7 +52,7 @@ void plx__oplist_remove(struct plx__oplist *l, struct plx__op *o)
 	l->n--;
 }
 
-struct plx__op *plx__oplist_pop(struct plx__oplist *l)
+PLX__HOT struct plx__op *plx__oplist_pop(struct plx__oplist *l)
 {
 	struct plx__op *o = l->head;
 
@@ -107,8 +108,8 @@ void plx__ep_maybe_free(struct plx_ep *ep)
 
 static void piece_done(struct plx__tcp *t, struct plx__op *p, int status);
 
-void plx__op_done(struct plx__tcp *t, struct plx__op *o, int status,
-		  uint64_t bytes)
+PLX__HOT void plx__op_done(struct plx__tcp *t, struct plx__op *o, int status,
+			   uint64_t bytes)
 {
 	if (o->parent) {
 		piece_done(t, o, status);
@@ -165,7 +166,7 @@ static void unexp_free_all(struct plx_ep *ep)
 	ep->nunexp = 0;
 }
 
-struct plx__op *plx__ep_match(struct plx_ep *ep, uint64_t tag)
+PLX__HOT struct plx__op *plx__ep_match(struct plx_ep *ep, uint64_t tag)
 {
 	for (struct plx__op *o = ep->posted.head; o; o = o->next) {
 		if ((o->tag & o->mask) == (tag & o->mask)) {
@@ -177,7 +178,7 @@ struct plx__op *plx__ep_match(struct plx_ep *ep, uint64_t tag)
 }
 
 /* Queue @o on connection @c (up). */
-static void conn_submit(struct plx__conn *c, struct plx__op *o)
+PLX__HOT static void conn_submit(struct plx__conn *c, struct plx__op *o)
 {
 	struct plx__frame f = {.payload_len = 0};
 	int rc;
@@ -690,7 +691,7 @@ static void closed_cb(struct plx_reactor *r, struct plx_req *req)
 	plx__ep_maybe_free(ep);
 }
 
-int plx__tcp_events(struct plx__tcp *t)
+PLX__HOT int plx__tcp_events(struct plx__tcp *t)
 {
 	struct plx_ep *ep, *next;
 	int n = 0;
@@ -862,7 +863,8 @@ static bool local_dev(const struct plx__tcp *t, const struct plx__op *o)
 	return plx__cuda_local_check(t->r, p, o->len) != 0;
 }
 
-static int op_start_as(struct plx_ep *ep, struct plx__op *o, bool begun)
+PLX__HOT static int op_start_as(struct plx_ep *ep, struct plx__op *o,
+				bool begun)
 {
 	struct plx__tcp *t = ep->t;
 	int rc = 0;
@@ -952,8 +954,8 @@ int plx__ep_send_cm(struct plx_ep *ep, const uint8_t *buf, uint32_t len)
 	return 0;
 }
 
-PLX_API int plx_ep_send(struct plx_ep *ep, struct plx_op *op, const void *buf,
-			size_t len, uint64_t tag)
+PLX__HOT PLX_API int plx_ep_send(struct plx_ep *ep, struct plx_op *op,
+				 const void *buf, size_t len, uint64_t tag)
 {
 	struct plx__op *o = plx__op(op);
 	int rc = op_begin(&ep, op);
@@ -1008,8 +1010,9 @@ static void recv_unexpected(struct plx_ep *ep, struct plx__op *o,
 	slot_put(t, u->slot);
 }
 
-PLX_API int plx_ep_recv(struct plx_ep *ep, struct plx_op *op, void *buf,
-			size_t cap, uint64_t tag, uint64_t mask)
+PLX__HOT PLX_API int plx_ep_recv(struct plx_ep *ep, struct plx_op *op,
+				 void *buf, size_t cap, uint64_t tag,
+				 uint64_t mask)
 {
 	struct plx__op *o = plx__op(op);
 	struct plx__unexp **pp;
@@ -1045,7 +1048,7 @@ PLX_API int plx_ep_recv(struct plx_ep *ep, struct plx_op *op, void *buf,
 	return 0;
 }
 
-static int op_start(struct plx_ep *ep, struct plx__op *o)
+PLX__HOT static int op_start(struct plx_ep *ep, struct plx__op *o)
 {
 	return op_start_as(ep, o, false);
 }
@@ -1072,9 +1075,9 @@ static int rma_fill(const struct plx_ep *ep, struct plx__op *o, uint8_t kind,
 	return 0;
 }
 
-static int rma(struct plx_ep *ep, struct plx_op *op, uint8_t kind,
-	       const void *src, void *dst, size_t len, const struct plx_desc *d,
-	       uint64_t off, uint32_t imm)
+PLX__HOT static int rma(struct plx_ep *ep, struct plx_op *op, uint8_t kind,
+			const void *src, void *dst, size_t len,
+			const struct plx_desc *d, uint64_t off, uint32_t imm)
 {
 	int rc = op_begin(&ep, op);
 
@@ -1084,22 +1087,24 @@ static int rma(struct plx_ep *ep, struct plx_op *op, uint8_t kind,
 	return rc ? rc : op_start(ep, plx__op(op));
 }
 
-PLX_API int plx_ep_write(struct plx_ep *ep, struct plx_op *op, const void *src,
-			 size_t len, const struct plx_desc *dst, uint64_t off)
+PLX__HOT PLX_API int plx_ep_write(struct plx_ep *ep, struct plx_op *op,
+				  const void *src, size_t len,
+				  const struct plx_desc *dst, uint64_t off)
 {
 	return rma(ep, op, PLX__K_WRITE, src, NULL, len, dst, off, 0);
 }
 
-PLX_API int plx_ep_write_imm(struct plx_ep *ep, struct plx_op *op,
-			     const void *src, size_t len,
-			     const struct plx_desc *dst, uint64_t off,
-			     uint32_t imm)
+PLX__HOT PLX_API int plx_ep_write_imm(struct plx_ep *ep, struct plx_op *op,
+				      const void *src, size_t len,
+				      const struct plx_desc *dst, uint64_t off,
+				      uint32_t imm)
 {
 	return rma(ep, op, PLX__K_WRITE_IMM, src, NULL, len, dst, off, imm);
 }
 
-PLX_API int plx_ep_read(struct plx_ep *ep, struct plx_op *op, void *dst,
-			size_t len, const struct plx_desc *src, uint64_t off)
+PLX__HOT PLX_API int plx_ep_read(struct plx_ep *ep, struct plx_op *op,
+				 void *dst, size_t len,
+				 const struct plx_desc *src, uint64_t off)
 {
 	return rma(ep, op, PLX__K_READ, NULL, dst, len, src, off, 0);
 }

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "reactor/hot.h"
 #include "transport/tcp/auth.h"
 #include "transport/tcp/tcp_internal.h"
 
@@ -244,7 +245,7 @@ static bool conn_hot(const struct plx__conn *c)
 		(int32_t)(c->hot_until - c->t->npolls) > 0);
 }
 
-static int poll_direct(struct plx__tcp *t, bool *need_epoll)
+PLX__HOT static int poll_direct(struct plx__tcp *t, bool *need_epoll)
 {
 	struct plx__conn *c, *next;
 	bool busy = t->npolls - t->arm_poll >= PLX__TCP_BUSY_POLLS;
@@ -278,7 +279,7 @@ static int poll_direct(struct plx__tcp *t, bool *need_epoll)
 	return events;
 }
 
-static int tcp_poll(struct plx_reactor *r, void *ctx, uint32_t budget)
+PLX__HOT static int tcp_poll(struct plx_reactor *r, void *ctx, uint32_t budget)
 {
 	struct plx__tcp *t = ctx;
 	struct epoll_event evs[64];
