@@ -15,6 +15,29 @@
 
 #include "pollux/status.h"
 
+/* PLX_TEST_ASAN / PLX_TEST_TSAN: 1 in a build under AddressSanitizer /
+ * ThreadSanitizer (GCC's __SANITIZE_*__ or clang's __has_feature), else 0. */
+#if defined(__SANITIZE_ADDRESS__)
+#define PLX_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PLX_TEST_ASAN 1
+#endif
+#endif
+#ifndef PLX_TEST_ASAN
+#define PLX_TEST_ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define PLX_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PLX_TEST_TSAN 1
+#endif
+#endif
+#ifndef PLX_TEST_TSAN
+#define PLX_TEST_TSAN 0
+#endif
+
 #define PLX_FAIL(...)                                                          \
 	do {                                                                   \
 		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \

@@ -39,21 +39,6 @@
 
 #include "forked_peer.h"
 
-static int under_tsan(void)
-{
-#if defined(__SANITIZE_THREAD__)
-	return 1;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-	return 1;
-#else
-	return 0;
-#endif
-#else
-	return 0;
-#endif
-}
-
 static uint64_t seed;
 static pid_t main_pid, live_child;
 static uint8_t *src, *dst, *src0;
@@ -250,7 +235,7 @@ static void kill_round(int round, int *n_ok, int *n_failed)
 int main(void)
 {
 	uint64_t t0;
-	int ok = 0, failed = 0, rc, rounds = under_tsan() ? 10 : ROUNDS;
+	int ok = 0, failed = 0, rc, rounds = PLX_TEST_TSAN ? 10 : ROUNDS;
 
 	main_pid = getpid();
 	atexit(reap_live_child);

@@ -46,21 +46,6 @@
 		}                                                              \
 	} while (0)
 
-static int under_tsan(void)
-{
-#if defined(__SANITIZE_THREAD__)
-	return 1;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-	return 1;
-#else
-	return 0;
-#endif
-#else
-	return 0;
-#endif
-}
-
 #include "forked_peer.h"
 
 /* Keep only the pipes: the parent's reactor, sockets and other pipes are
@@ -472,7 +457,7 @@ static void test_kill_mid_transfer_completes_every_op(void)
 	int rounds = plx_test_ci() ? 10 : 100;
 
 	/* fork() under ThreadSanitizer costs seconds per child */
-	if (under_tsan())
+	if (PLX_TEST_TSAN)
 		rounds = 3;
 	uint64_t worst = 0, start = plx_now_ns();
 

@@ -68,14 +68,7 @@
  * LeakSanitizer's to find at exit, and the other tests keep the full
  * quarantine for use-after-free.
  */
-#if defined(__SANITIZE_ADDRESS__)
-#define PLX_SOAK_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PLX_SOAK_ASAN 1
-#endif
-#endif
-#ifdef PLX_SOAK_ASAN
+#if PLX_TEST_ASAN
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {

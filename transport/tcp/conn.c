@@ -368,7 +368,6 @@ void plx__tcp_reap(struct plx__tcp *t)
 	}
 }
 
-/* Remove @e from the transmit queue (it has not started to leave). */
 /* Take @e, which is in @c's transmit queue, out of it: O(1), so that
  * cancelling ops queued behind a full socket stays cheap. */
 void plx__conn_unqueue(struct plx__conn *c, struct plx__txe *e)
@@ -534,7 +533,6 @@ PLX__HOT static int frame_done(struct plx__conn *c)
 	struct plx__tcp *t = c->t;
 	struct plx__frame *f = &c->cur;
 	struct plx__op *o = c->rx_op;
-
 	uint64_t prev = c->rx_seq;
 
 	c->rx_state = PLX__RX_HDR;
@@ -1120,15 +1118,11 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 	 * flight never waits for it. Each ACK is a small segment that the
 	 * sender's kernel must process against its busy socket. */
 	if (idle || c->rx_seq - c->ack_sent >= PLX__TCP_ACK_FRAMES ||
-	    c->rx_unacked >= PLX__TCP_ACK_BYTES) {
-		/* a peer that takes riding ACKs gets it on the next data
-		 * frame queued before the flush (the echo a completion
-		 * callback sends), else on its own at that flush */
-		if (c->hs.caps_common & PLX__CAP_ACK_RIDE)
-			c->ack_due = ack_upto(c) > c->ack_sent;
-		else
-			send_ack(c);
-	}
+	    c->rx_unacked >= PLX__TCP_ACK_BYTES)
+		/* due at the next flush: riding on a data frame queued before
+		 * it (the echo a completion callback sends) where the peer
+		 * takes that, else as an ACK frame (plx__conn_flush()) */
+		c->ack_due = ack_upto(c) > c->ack_sent;
 	/* what this read queued (the ACK, responses) leaves with the next
 	 * submission on this connection, or at the next poll: an echo sent
 	 * from the completion callback then carries the ACK in one syscall */

@@ -677,8 +677,6 @@ static void ep_report(struct plx__tcp *t, struct plx_ep *ep)
 	}
 }
 
-/* Report pending endpoint events and free closed endpoints. Runs at the
- * end of the socket phase, so no event fires inside a submitting call. */
 /* PLX_EP_CLOSED: the last thing the caller hears of @ep; then it goes. */
 static void closed_cb(struct plx_reactor *r, struct plx_req *req)
 {
@@ -691,6 +689,8 @@ static void closed_cb(struct plx_reactor *r, struct plx_req *req)
 	plx__ep_maybe_free(ep);
 }
 
+/* Report pending endpoint events and free closed endpoints. Runs at the
+ * end of the socket phase, so no event fires inside a submitting call. */
 PLX__HOT int plx__tcp_events(struct plx__tcp *t)
 {
 	struct plx_ep *ep, *next;
@@ -848,8 +848,6 @@ static int op_begin(struct plx_ep **epp, struct plx_op *op)
 	return 0;
 }
 
-/* Start @o on @ep. @begun: the request was already marked in flight (an
- * _mt submission drained from the ring). */
 /* Is the op's local buffer CUDA device memory (a registered device
  * region)? Then the CPU must not touch it: it is staged (stage.c), or
  * moved by RDMA through a GPUDirect MR. Free unless such regions exist. */
@@ -863,6 +861,8 @@ static bool local_dev(const struct plx__tcp *t, const struct plx__op *o)
 	return plx__cuda_local_check(t->r, p, o->len) != 0;
 }
 
+/* Start @o on @ep. @begun: the request was already marked in flight (an
+ * _mt submission drained from the ring). */
 PLX__HOT static int op_start_as(struct plx_ep *ep, struct plx__op *o,
 				bool begun)
 {

@@ -469,20 +469,10 @@ static int parse_fast(struct plx__frame *out, const uint8_t *buf, size_t len,
 		return 0;
 	op = buf[OFF_OPCODE];
 	fl = buf[OFF_FLAGS];
-	switch (op) {
-	case PLX__OP_SEND:
-	case PLX__OP_WRITE:
-	case PLX__OP_WRITE_IMM:
-		if (fl & ~PLX__F_ACK)
-			return 0;
-		break;
-	case PLX__OP_ACK:
-		if (fl)
-			return 0;
-		break;
-	default:
+	if ((op != PLX__OP_SEND && op != PLX__OP_WRITE &&
+	     op != PLX__OP_WRITE_IMM && op != PLX__OP_ACK) ||
+	    (fl & ~opcode_flags(op)))
 		return 0;
-	}
 	hdr = plx__wire_hdr_size_flags(op, fl);
 	plen = (uint32_t)get_le(buf + OFF_PAYLOAD_LEN, 4);
 	if (len < (size_t)hdr || plen > max_payload ||
