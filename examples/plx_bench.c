@@ -9,7 +9,7 @@
  *             [--rounds R] [--time SECONDS] [--batch auto|always|never]
  *             [--stripes N] [--quick] [--json | --md]
  *             [--floor-only | --no-floor] [--transport tcp|rdma]
- *             [--floor-header BYTES]
+ *             [--floor-header BYTES] [--cc NAME]
  *
  * Defaults: every op, sizes 8, 64, 512, 4k, 64k, 1m, 64m, windows 1, 16,
  * 256, 3 rounds, 10000 iterations (fewer for large sizes: at most 512 MiB
@@ -83,6 +83,14 @@
  * raw-socket floor is TCP and is not run in this mode; the last line says
  * how many ops the QPs carried. On soft-RoCE these figures measure
  * correctness, not speed (docs/benchmarks.md).
+ *
+ * TCP congestion control: the system's default, or --cc NAME for
+ * pollux's sockets (plx_tcp_config.congestion) and the floor's alike; the
+ * header and the last lines name it. The last lines also give the TCP
+ * segments retransmitted during pollux's and during the floor's
+ * measurements (RetransSegs of /proc/net/snmp, all sockets of the host):
+ * loopback loses nothing, so they count the kernel's spurious
+ * retransmissions (BBR, docs/tcp.md "Congestion control").
  *
  * Heap allocations: malloc, calloc, realloc, aligned_alloc,
  * posix_memalign and the mimalloc calls the library uses are wrapped at
@@ -275,6 +283,7 @@ struct opts {
 	int rdma;	  /* --transport rdma */
 	int batch;	  /* BATCH_* */
 	int stripes;	  /* -1: the library default */
+	const char *cc;	  /* --cc: TCP congestion control, NULL: system */
 };
 
 enum {
@@ -497,6 +506,7 @@ static void tcp_cfg(struct plx_tcp_config *cfg, plx_imm_cb imm, void *arg)
 							(uint32_t)g_max;
 	if (opt.stripes >= 0)
 		cfg->stripes = (uint32_t)opt.stripes;
+	cfg->congestion = opt.cc;
 	cfg->imm_cb = imm;
 	cfg->cb_arg = arg;
 }
@@ -534,6 +544,62 @@ static uint8_t next_seq(uint8_t s)
 
 /* ---- raw socket helpers (the floor) ------------------------------------- */
 
+/* --cc on a floor socket, before connect() or listen() (the accepted one
+ * inherits the listener's): the same algorithm as pollux's sockets */
+static void sock_cc(int fd)
+{
+	if (opt.cc && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, opt.cc,
+				 (socklen_t)strlen(opt.cc)))
+		die("floor socket: TCP_CONGESTION", -errno);
+}
+
+/* The congestion control of the floor's client socket (as the kernel has
+ * it, so the system's default when --cc is not given). */
+static const char *floor_cc(void)
+{
+	static char name[16];
+	socklen_t len = sizeof(name) - 1;
+
+	if (getsockopt(g_fd_cli, IPPROTO_TCP, TCP_CONGESTION, name, &len))
+		return "?";
+	return name;
+}
+
+/*
+ * TCP segments retransmitted, all sockets (RetransSegs of /proc/net/snmp),
+ * read before and after every measurement and added up for pollux and the
+ * floor apart. On loopback nothing is lost: a retransmission is the
+ * kernel taking reordered segments for lost ones, and such a run is slow.
+ * Returns 0 when the counter cannot be read.
+ */
+static uint64_t tcp_retrans(void)
+{
+	char line[1024], *tok, *save;
+	uint64_t v = 0;
+	int col = -1, k;
+	FILE *f = fopen("/proc/net/snmp", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Tcp:", 4))
+			continue;
+		tok = strtok_r(line, " \n", &save);
+		for (k = 0; tok; k++, tok = strtok_r(NULL, " \n", &save)) {
+			if (col < 0 && !strcmp(tok, "RetransSegs"))
+				col = k; /* the header line */
+			else if (col >= 0 && k == col)
+				v = strtoull(tok, NULL, 10);
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+/* retransmissions during the measurements: [latency, bandwidth][pollux,
+ * floor] */
+static uint64_t g_retrans[2][2];
+
 static void sock_opts(int fd)
 {
 	int one = 1;
@@ -550,11 +616,17 @@ static void floor_pair(void)
 	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &len))
+	if (l < 0)
+		die("floor socket", 1);
+	sock_cc(l);
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&a, &len))
 		die("floor socket", 1);
 	g_fd_cli = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (g_fd_cli < 0 || connect(g_fd_cli, (struct sockaddr *)&a, sizeof(a)))
+	if (g_fd_cli < 0)
+		die("floor connect", 1);
+	sock_cc(g_fd_cli);
+	if (connect(g_fd_cli, (struct sockaddr *)&a, sizeof(a)))
 		die("floor connect", 1);
 	g_fd_srv = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 	if (g_fd_srv < 0)
@@ -1406,6 +1478,8 @@ static void run_lat(int op, size_t size, uint64_t *px, uint64_t *fl)
 				continue;
 			if (!is_floor && opt.floor_only)
 				continue;
+			uint64_t rt = tcp_retrans();
+
 			progress(is_floor ? "latency floor" : "latency", op,
 				 size, 0, r);
 			if (is_floor)
@@ -1413,6 +1487,7 @@ static void run_lat(int op, size_t size, uint64_t *px, uint64_t *fl)
 			else
 				lat_pollux(op, size, warm, warm + n,
 					   px + r * n);
+			g_retrans[0][is_floor] += tcp_retrans() - rt;
 		}
 	}
 	if (!opt.floor_only)
@@ -1465,6 +1540,19 @@ static int has_window_one(size_t size)
 	return 0;
 }
 
+/* One measured bandwidth round, its retransmissions counted: @what 0 the
+ * stream floor, 1 the one-op floor, 2 + W pollux at window W. */
+static double bw_counted(int op, size_t size, uint32_t what)
+{
+	uint64_t rt = tcp_retrans();
+	double v = what == 0 ? bw_floor(op, size) :
+		   what == 1 ? bw_floor_one(op, size) :
+			       bw_pollux(op, size, what - 2);
+
+	g_retrans[1][what < 2] += tcp_retrans() - rt;
+	return v;
+}
+
 static void run_bw(int op, size_t size)
 {
 	struct bw_row *first = &bw_rows[nbw];
@@ -1485,25 +1573,26 @@ static void run_bw(int op, size_t size)
 
 		if (floor_first && !opt.no_floor) {
 			progress("stream floor", op, size, 0, r);
-			fl[r] = bw_floor(op, size);
+			fl[r] = bw_counted(op, size, 0);
 			if (one) {
 				progress("one-op floor", op, size, 1, r);
-				fl1[r] = bw_floor_one(op, size);
+				fl1[r] = bw_counted(op, size, 1);
 			}
 		}
 		for (int i = 0; i < nw && !opt.floor_only; i++) {
 			if (same_window(first, i) >= 0)
 				continue; /* capped to a window already run */
 			progress("bandwidth", op, size, first[i].weff, r);
-			first[i].px_r[r] = bw_pollux(op, size, first[i].weff);
+			first[i].px_r[r] =
+				bw_counted(op, size, 2 + first[i].weff);
 		}
 		if (!floor_first && !opt.no_floor) {
 			if (one) {
 				progress("one-op floor", op, size, 1, r);
-				fl1[r] = bw_floor_one(op, size);
+				fl1[r] = bw_counted(op, size, 1);
 			}
 			progress("stream floor", op, size, 0, r);
-			fl[r] = bw_floor(op, size);
+			fl[r] = bw_counted(op, size, 0);
 		}
 	}
 	for (int i = 0; i < nw; i++) {
@@ -1647,10 +1736,15 @@ static void print_json(const double *load)
 	       "\"rounds\": %d, \"iters\": %" PRIu64 ", \"bw_seconds\": %.3f, "
 	       "\"batch\": \"%s\", \"stripes\": %u, "
 	       "\"heap_counted\": %s, \"heap_allocs\": %" PRIu64
-	       ", \"ops_measured\": %" PRIu64 ",\n \"latency\": [",
+	       ", \"ops_measured\": %" PRIu64 ", \"congestion\": \"%s\", "
+	       "\"retransmits\": {\"latency\": [%" PRIu64 ", %" PRIu64
+	       "], \"bandwidth\": [%" PRIu64 ", %" PRIu64 "]},\n "
+	       "\"latency\": [",
 	       sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1], opt.rounds,
 	       opt.iters, opt.secs, batch_names[opt.batch], g_stripes,
-	       HEAP_COUNTED ? "true" : "false", g_heap_allocs, g_ops_measured);
+	       HEAP_COUNTED ? "true" : "false", g_heap_allocs, g_ops_measured,
+	       floor_cc(), g_retrans[0][0], g_retrans[0][1], g_retrans[1][0],
+	       g_retrans[1][1]);
 	for (int i = 0; i < nlat; i++) {
 		const struct lat_row *r = &lat_rows[i];
 
@@ -1926,6 +2020,11 @@ static void usage(const char *prog)
 		"always, never\n"
 		"  --stripes N      plx_tcp_config.stripes (default: the "
 		"library's)\n"
+		"  --cc NAME        TCP congestion control of pollux's and the "
+		"floor's\n"
+		"                   sockets (plx_tcp_config.congestion; "
+		"default: the\n"
+		"                   system's, net.ipv4.tcp_congestion_control)\n"
 		"  --quick          1 round, 1000 iterations, 0.05 s\n"
 		"  --json | --md    machine-readable / docs/benchmarks.md "
 		"Markdown\n"
@@ -2002,6 +2101,10 @@ static int parse_args(int argc, char **argv)
 
 			bad = *end || h > FLOOR_HDR_MAX;
 			opt.floor_hdr = h;
+			i++;
+		} else if (!strcmp(a, "--cc")) {
+			opt.cc = v;
+			bad = !*v || strlen(v) >= 16;
 			i++;
 		} else if (!strcmp(a, "--stripes")) {
 			opt.stripes = atoi(v);
@@ -2128,10 +2231,11 @@ int main(int argc, char **argv)
 	if (!opt.json && !opt.md)
 		printf("plx_bench: pollux %s over loopback, server CPU 0, "
 		       "client CPU 1, busy-polling; %ld CPUs, load %.2f, "
-		       "%d round%s\n",
+		       "%d round%s; TCP congestion control %s%s\n",
 		       opt.rdma ? "RDMA (RC QPs)" : "TCP",
 		       sysconf(_SC_NPROCESSORS_ONLN), load[0], opt.rounds,
-		       opt.rounds > 1 ? "s" : "");
+		       opt.rounds > 1 ? "s" : "", floor_cc(),
+		       opt.cc ? " (--cc)" : " (system default)");
 	if (opt.bw) {
 		if (g_progress)
 			fprintf(stderr, "\r\033[Kbandwidth warm-up");
@@ -2180,7 +2284,14 @@ int main(int argc, char **argv)
 			printf("; latency floor: %zu-byte header in front of "
 			       "each message",
 			       opt.floor_hdr);
-		printf("\n");
+		printf("\nTCP congestion control %s%s; segments "
+		       "retransmitted during the measurements (all sockets, "
+		       "/proc/net/snmp): latency pollux %" PRIu64
+		       ", floor %" PRIu64 "; bandwidth pollux %" PRIu64
+		       ", floor %" PRIu64 "\n",
+		       floor_cc(), opt.cc ? " (--cc)" : " (system default)",
+		       g_retrans[0][0], g_retrans[0][1], g_retrans[1][0],
+		       g_retrans[1][1]);
 	}
 	if (opt.rdma) {
 		struct plx_rdma_stats rs;

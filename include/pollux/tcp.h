@@ -51,6 +51,14 @@ struct plx_tcp_config {
 	uint32_t keepalive_probes;     /* unanswered pings before down; 3 */
 	int sndbuf;		       /* SO_SNDBUF, 0: kernel autotuning */
 	int rcvbuf;		       /* SO_RCVBUF, 0: kernel autotuning */
+	const char *congestion;	       /* TCP congestion control of every
+				      * connection and listener
+				      * (TCP_CONGESTION, e.g. "cubic"), or
+				      * NULL: the system's default
+				      * (net.ipv4.tcp_congestion_control).
+				      * Copied; an unknown or not permitted
+				      * name fails plx_tcp_init() with
+				      * PLX_EINVAL. See docs/tcp.md */
 	const void *psk;	       /* pre-shared key, or NULL: no auth */
 	size_t psk_len;
 	plx_ep_event_cb event_cb; /* endpoint events (may be NULL) */

@@ -417,7 +417,39 @@ static int config_check(const struct plx_tcp_config *c)
 		return PLX_EINVAL;
 	if ((c->psk && !c->psk_len) || (!c->psk && c->psk_len))
 		return PLX_EINVAL;
+	if (c->congestion &&
+	    (!c->congestion[0] || strnlen(c->congestion, 16) == 16))
+		return PLX_EINVAL;
 	return 0;
+}
+
+/* The configured congestion control on a socket before connect() or
+ * listen() (accepted sockets inherit their listener's). */
+static int sock_cc(const struct plx__tcp *t, int fd)
+{
+	if (!t->cc[0] || !setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, t->cc,
+				     (socklen_t)strlen(t->cc)))
+		return 0;
+	return errno_status();
+}
+
+/* An unknown name (ENOENT) or one an unprivileged process may not pick
+ * (EPERM, net.ipv4.tcp_allowed_congestion_control) fails at init, not at
+ * the first connect. */
+static int cc_init(struct plx__tcp *t)
+{
+	int fd, rc;
+
+	if (!t->cfg.congestion)
+		return 0;
+	memcpy(t->cc, t->cfg.congestion, strlen(t->cfg.congestion) + 1);
+	t->cfg.congestion = t->cc;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno_status();
+	rc = sock_cc(t, fd);
+	close(fd);
+	return rc ? PLX_EINVAL : 0;
 }
 
 static int slots_init(struct plx__tcp *t)
@@ -469,6 +501,8 @@ PLX_API int plx_tcp_init(struct plx_reactor *r,
 		plx_tcp_config_init(&t->cfg);
 	t->epfd = -1;
 	rc = config_check(&t->cfg);
+	if (!rc)
+		rc = cc_init(t);
 	if (rc)
 		goto fail;
 	if (t->cfg.psk) {
@@ -573,6 +607,9 @@ PLX_API int plx_tcp_listen(struct plx_reactor *r, const char *addr,
 	if (fd < 0)
 		return errno_status();
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	rc = sock_cc(t, fd);
+	if (rc)
+		goto close_fd;
 	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 1024)) {
 		rc = errno_status();
 		goto close_fd;
@@ -624,8 +661,10 @@ PLX_API int plx_tcp_connect(struct plx_reactor *r, const char *addr,
 		    0);
 	if (fd < 0)
 		return errno_status();
-	if (connect(fd, (struct sockaddr *)&ss, len) && errno != EINPROGRESS) {
-		rc = errno_status();
+	rc = sock_cc(t, fd);
+	if (rc || (connect(fd, (struct sockaddr *)&ss, len) &&
+		   errno != EINPROGRESS)) {
+		rc = rc ? rc : errno_status();
 		close(fd);
 		return rc;
 	}
@@ -663,8 +702,9 @@ void plx__tcp_open_stripes(struct plx_ep *ep)
 
 		if (fd < 0)
 			return;
-		if (connect(fd, (struct sockaddr *)&ep->addr, ep->addrlen) &&
-		    errno != EINPROGRESS) {
+		if (sock_cc(t, fd) ||
+		    (connect(fd, (struct sockaddr *)&ep->addr, ep->addrlen) &&
+		     errno != EINPROGRESS)) {
 			close(fd);
 			return;
 		}

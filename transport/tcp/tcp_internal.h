@@ -266,6 +266,7 @@ struct plx_ep {
 struct plx__tcp {
 	struct plx_reactor *r;
 	struct plx_tcp_config cfg;
+	char cc[16]; /* cfg.congestion (TCP_CA_NAME_MAX), "" for none */
 	bool have_key;
 	uint8_t key[32];
 	int epfd;
