@@ -249,11 +249,18 @@ strip_c_comments()
 }
 
 # The standard plx_bench matrix of ./build.sh bench (docs/benchmarks.md,
-# "TCP transport"): latency of every op, then bandwidth by window.
+# "TCP transport"): latency of every op, then bandwidth by window, both
+# with pollux's and the floor's sockets on cubic (PLX_BENCH_CC); then the
+# write bandwidth rows again with the system's congestion control, which
+# on this project's machine is BBR and slows loopback streams with
+# spurious retransmissions (docs/tcp.md, "Congestion control").
+PLX_BENCH_CC=cubic
 PLX_BENCH_LAT=(--tests lat --ops send,write,read,write_imm
 	--sizes 8,4k,64k,1m --rounds 5)
 PLX_BENCH_BW=(--tests bw --ops write,send,read --sizes 8,4k,64k,1m,64m
 	--window 1,16,256 --rounds 5)
+PLX_BENCH_BW_SYS=(--tests bw --ops write --sizes 1m,64m --window 1,16,256
+	--rounds 5)
 
 # The libFuzzer targets (tests/fuzz/CMakeLists.txt).
 PLX_FUZZ_TARGETS=(fuzz_wire fuzz_handshake fuzz_desc fuzz_rdma_cm fuzz_conn)
@@ -401,7 +408,9 @@ usage: ./build.sh [mode] [args...]
   bench              release build, then the standard benchmark matrix as
                      docs/benchmarks.md Markdown: plx_bench_reactor --md and
                      plx_bench (TCP latency and bandwidth with the raw-socket
-                     floor); about 3 minutes on 2 cores
+                     floor, both on cubic; then write bandwidth on the
+                     system's congestion control); about 4 minutes on 2
+                     cores
   bench reactor|tcp [args]
                      run plx_bench_reactor or plx_bench with [args]
                      (other arguments go to plx_bench_reactor)
@@ -528,11 +537,25 @@ bench)
 	case "${1:-}" in
 	"")
 		# the standard matrix, printed as docs/benchmarks.md rows
+		cc=(--cc "$PLX_BENCH_CC")
+		grep -qw "$PLX_BENCH_CC" \
+			/proc/sys/net/ipv4/tcp_available_congestion_control ||
+			{
+				echo "+ $PLX_BENCH_CC is not available:" \
+					"the system's congestion control"
+				cc=()
+			}
+		echo "+ system congestion control:" \
+			"$(cat /proc/sys/net/ipv4/tcp_congestion_control)"
 		run build/release/examples/plx_bench_reactor --md
 		echo "+ load: $(cut -d' ' -f1-3 /proc/loadavg)"
-		run build/release/examples/plx_bench --md "${PLX_BENCH_LAT[@]}"
+		run build/release/examples/plx_bench --md "${PLX_BENCH_LAT[@]}" \
+			"${cc[@]}"
 		echo "+ load: $(cut -d' ' -f1-3 /proc/loadavg)"
-		run build/release/examples/plx_bench --md "${PLX_BENCH_BW[@]}"
+		run build/release/examples/plx_bench --md "${PLX_BENCH_BW[@]}" \
+			"${cc[@]}"
+		echo "+ load: $(cut -d' ' -f1-3 /proc/loadavg)"
+		run build/release/examples/plx_bench --md "${PLX_BENCH_BW_SYS[@]}"
 		echo "+ load: $(cut -d' ' -f1-3 /proc/loadavg)"
 		;;
 	reactor)
