@@ -687,5 +687,10 @@ PLX__HOT int plx__wire_encode(const struct plx__frame *f, uint8_t *buf)
 	}
 	if (f->flags & PLX__F_ACK)
 		put_le(buf + TAIL_ACK(hdr), f->ack, 8);
-	return plx__wire_seal(buf);
+	if (f->opcode == PLX__OP_HELLO)
+		return plx__wire_seal(buf);
+	/* what plx__wire_seal() does for every other header, without
+	 * working out the size and the CRC's place again */
+	put_le(buf + hdr - 4, header_crc(buf, hdr, hdr - 4), 4);
+	return hdr;
 }
