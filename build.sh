@@ -409,7 +409,7 @@ usage: ./build.sh [mode] [args...]
                      docs/benchmarks.md Markdown: plx_bench_reactor --md and
                      plx_bench (TCP latency and bandwidth with the raw-socket
                      floor, both on cubic; then write bandwidth on the
-                     system's congestion control); about 4 minutes on 2
+                     system's congestion control); about 3 minutes on 2
                      cores
   bench reactor|tcp [args]
                      run plx_bench_reactor or plx_bench with [args]
