@@ -9,7 +9,7 @@
  *             [--rounds R] [--time SECONDS] [--batch auto|always|never]
  *             [--stripes N] [--quick] [--json | --md]
  *             [--floor-only | --no-floor] [--transport tcp|rdma]
- *             [--floor-header BYTES] [--cc NAME]
+ *             [--floor-header BYTES] [--floor-split BYTES] [--cc NAME]
  *
  * Defaults: every op, sizes 8, 64, 512, 4k, 64k, 1m, 64m, windows 1, 16,
  * 256, 3 rounds, 10000 iterations (fewer for large sizes: at most 512 MiB
@@ -43,6 +43,9 @@
  * bytes from a second buffer in front of each of those messages, sent in
  * one sendmsg() of two iovecs as pollux sends a frame: the kernel's cost
  * of that shape, without the library (docs/benchmarks.md, stop 11).
+ * --floor-split R makes both floor receivers read the first R bytes of
+ * each message by themselves, then the rest, as pollux reads a header
+ * before it knows where a large payload goes (stop 12).
  *
  * Bandwidth (streaming): WINDOW ops in flight, each completion resubmitted
  * at once (--batch auto: the resubmissions of one poll go in one
@@ -279,11 +282,12 @@ struct opts {
 	int rounds;
 	double secs; /* measured time per bandwidth round */
 	int quick, json, md, floor_only, no_floor;
-	size_t floor_hdr; /* --floor-header: bytes in front of each message */
-	int rdma;	  /* --transport rdma */
-	int batch;	  /* BATCH_* */
-	int stripes;	  /* -1: the library default */
-	const char *cc;	  /* --cc: TCP congestion control, NULL: system */
+	size_t floor_hdr;   /* --floor-header: bytes in front of each message */
+	size_t floor_split; /* --floor-split: first read of each message */
+	int rdma;	    /* --transport rdma */
+	int batch;	    /* BATCH_* */
+	int stripes;	    /* -1: the library default */
+	const char *cc;	    /* --cc: TCP congestion control, NULL: system */
 };
 
 enum {
@@ -664,6 +668,21 @@ static void recv_all(int fd, uint8_t *p, size_t n)
 	}
 }
 
+/* recv_all() of @n bytes; with --floor-split R, the first R of them by
+ * themselves (as pollux reads a header before it knows where the payload
+ * goes), then the rest. */
+static void recv_split(int fd, uint8_t *p, size_t n)
+{
+	size_t r = opt.floor_split;
+
+	if (r && r < n) {
+		recv_all(fd, p, r);
+		recv_all(fd, p + r, n - r);
+	} else {
+		recv_all(fd, p, n);
+	}
+}
+
 /*
  * send_all() of @n bytes behind a header of opt.floor_hdr bytes from
  * another buffer, each sendmsg() with two iovecs, as pollux sends a frame
@@ -960,14 +979,20 @@ static void srv_step(void)
 			die("server plx_ep_write_imm", rc);
 		S.sop_busy = 1;
 		break;
-	case M_FLOOR_PP:
-		S.got += recv_some(g_fd_srv, S.rbuf + S.got,
-				   S.req + opt.floor_hdr - S.got);
+	case M_FLOOR_PP: {
+		size_t want = S.req + opt.floor_hdr - S.got;
+
+		/* --floor-split: the first read of a message takes at most
+		 * that many bytes */
+		if (S.got < opt.floor_split && opt.floor_split - S.got < want)
+			want = opt.floor_split - S.got;
+		S.got += recv_some(g_fd_srv, S.rbuf + S.got, want);
 		if (S.got == S.req + opt.floor_hdr) {
 			send_hdr_all(g_fd_srv, S.sbuf, S.size);
 			S.got = 0;
 		}
 		break;
+	}
 	case M_FLOOR_RX: {
 		size_t k = recv_stream(g_fd_srv, S.rbuf, stream_cap(S.size),
 				       &S.rx_off);
@@ -1225,7 +1250,7 @@ static void lat_floor(int op, size_t size, uint64_t warm, uint64_t total,
 		uint64_t t0 = plx_now_ns();
 
 		send_hdr_all(g_fd_cli, C.sbuf, req);
-		recv_all(g_fd_cli, C.rbuf, size + opt.floor_hdr);
+		recv_split(g_fd_cli, C.rbuf, size + opt.floor_hdr);
 		if (i >= warm)
 			out[i - warm] = plx_now_ns() - t0;
 	}
@@ -2036,7 +2061,11 @@ static void usage(const char *prog)
 		"                   a second buffer in front of each message, "
 		"in one\n"
 		"                   sendmsg() of two iovecs, as pollux sends "
-		"a frame\n",
+		"a frame\n"
+		"  --floor-split R  the latency floor's receivers read the "
+		"first R bytes\n"
+		"                   of each message by themselves, then the "
+		"rest\n",
 		prog, MAX_WINDOW / 2);
 }
 
@@ -2101,6 +2130,13 @@ static int parse_args(int argc, char **argv)
 
 			bad = *end || h > FLOOR_HDR_MAX;
 			opt.floor_hdr = h;
+			i++;
+		} else if (!strcmp(a, "--floor-split")) {
+			char *end;
+			unsigned long r = strtoul(v, &end, 10);
+
+			bad = *end || !r;
+			opt.floor_split = r;
 			i++;
 		} else if (!strcmp(a, "--cc")) {
 			opt.cc = v;
@@ -2284,6 +2320,10 @@ int main(int argc, char **argv)
 			printf("; latency floor: %zu-byte header in front of "
 			       "each message",
 			       opt.floor_hdr);
+		if (opt.floor_split)
+			printf("; latency floor: the first %zu bytes of each "
+			       "message read by themselves",
+			       opt.floor_split);
 		printf("\nTCP congestion control %s%s; segments "
 		       "retransmitted during the measurements (all sockets, "
 		       "/proc/net/snmp): latency pollux %" PRIu64

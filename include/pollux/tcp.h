@@ -43,7 +43,7 @@ struct plx_tcp_config {
 	uint32_t max_handshakes;       /* accepted connections still in
 				      * their handshake, all peers; 256:
 				      * beyond, new ones are closed at once
-				      * (each holds an fd and ~30 KiB until
+				      * (each holds an fd and ~19 KiB until
 				      * it completes or handshake_timeout) */
 	uint64_t op_timeout_ns;	       /* default per-op timeout; 30 s */
 	uint64_t handshake_timeout_ns; /* 5 s */

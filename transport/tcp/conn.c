@@ -3,8 +3,8 @@
  * One TCP connection: socket set-up, handshake plumbing, the receive state
  * machine and the transmit queue.
  *
- * Receive: bytes are read into a 16 KiB staging buffer while the parser is
- * between frames. A frame's payload lands in its destination (a posted
+ * Receive: bytes are read into a 64 KiB staging buffer while the parser is
+ * between frames (a header's worth only, after a payload too large for it). A frame's payload lands in its destination (a posted
  * receive, the target region of a write, the buffer of a read, an
  * unexpected slot): the part that came in the same read as the header is
  * copied from the staging buffer, everything after it is received straight
@@ -94,7 +94,8 @@ struct plx__conn *plx__conn_new(struct plx__tcp *t, int fd, uint8_t role,
 	c = plx__zalloc(x, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->stage = plx__alloc(x, PLX__TCP_STAGE);
+	c->stage = plx__alloc(x, PLX__TCP_STAGE_HS);
+	c->stage_cap = PLX__TCP_STAGE_HS;
 	if (!c->stage) {
 		plx__free(x, c);
 		return NULL;
@@ -484,6 +485,28 @@ void plx__conn_start_handshake(struct plx__conn *c)
 		plx__conn_fail(c, rc);
 }
 
+/* The handshake is done: the small staging buffer of a connection in its
+ * handshake gives way to the full one, with the bytes not parsed yet.
+ * Without memory for it the connection goes on with the small one. */
+static void stage_grow(struct plx__conn *c)
+{
+	struct plx__reactor *x = plx__r(c->t->r);
+	uint32_t n = c->rx_end - c->rx_start;
+	uint8_t *s;
+
+	if (c->stage_cap >= PLX__TCP_STAGE)
+		return;
+	s = plx__alloc(x, PLX__TCP_STAGE);
+	if (!s)
+		return;
+	memcpy(s, c->stage + c->rx_start, n);
+	plx__free(x, c->stage);
+	c->stage = s;
+	c->stage_cap = PLX__TCP_STAGE;
+	c->rx_start = 0;
+	c->rx_end = n;
+}
+
 static int hs_frame(struct plx__conn *c)
 {
 	uint8_t out[PLX__WIRE_HDR_MAX];
@@ -504,6 +527,7 @@ static int hs_frame(struct plx__conn *c)
 		return rc;
 	if (rc == 1) {
 		c->state = PLX__C_UP;
+		stage_grow(c);
 		plx__conn_hs_done(c);
 		plx__ep_attach(c);
 	}
@@ -942,6 +966,11 @@ PLX__HOT static int rx_staged(struct plx__conn *c)
 		avail = c->rx_end - c->rx_start;
 		if (avail > c->rx_left)
 			avail = (uint32_t)c->rx_left;
+		/* a bounce slot takes at most its room (chunks may be smaller
+		 * than the staging buffer); the rest waits there for the
+		 * payload state (plx__conn_rx) */
+		if (c->rx_cuda && avail > c->rx_room)
+			avail = (uint32_t)c->rx_room;
 		if (avail) {
 			if (c->rx_dst) {
 				memcpy(c->rx_dst, c->stage + c->rx_start,
@@ -1062,12 +1091,24 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 			dst = c->rx_dst ? c->rx_dst : c->t->discard;
 			if (!c->rx_dst && want > PLX__TCP_STAGE)
 				want = PLX__TCP_STAGE;
-			if (drained)
-				break;
-			n = sys_recv(c->fd, dst, want, MSG_DONTWAIT);
+			if (PLX__UNLIKELY(c->rx_start < c->rx_end)) {
+				/* payload still staged: a bounce slot took
+				 * only its room of what came with the header */
+				n = (ssize_t)(c->rx_end - c->rx_start);
+				if ((uint64_t)n > want)
+					n = (ssize_t)want;
+				memcpy(dst, c->stage + c->rx_start, (size_t)n);
+				c->rx_start += (uint32_t)n;
+			} else {
+				if (drained)
+					break;
+				n = sys_recv(c->fd, dst, want, MSG_DONTWAIT);
+				if (n > 0) {
+					rx_seen(c);
+					drained = (uint64_t)n < want;
+				}
+			}
 			if (n > 0) {
-				rx_seen(c);
-				drained = (uint64_t)n < want;
 				if (c->rx_dst)
 					c->rx_dst += n;
 				c->rx_left -= (uint64_t)n;
@@ -1113,7 +1154,7 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 			/* after a large frame, read just a header's worth
 			 * into staging, so the next large payload is copied
 			 * by the kernel straight into place, not through here */
-			space = PLX__TCP_STAGE - c->rx_end;
+			space = c->stage_cap - c->rx_end;
 			if (c->rx_big && space > PLX__WIRE_HDR_MAX)
 				space = PLX__WIRE_HDR_MAX;
 			n = sys_recv(c->fd, c->stage + c->rx_end, space,

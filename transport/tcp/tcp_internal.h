@@ -30,8 +30,19 @@
 #include "transport/tcp/wire.h"
 #include "transport/transport.h"
 
-#define PLX__TCP_STAGE (16 * 1024)    /* receive staging buffer per conn */
-#define PLX__TCP_BIG (8 * 1024)	      /* payloads from here on are "large" */
+/*
+ * Receive staging buffer per connection: a frame that fits (header and
+ * payload up to 64 KiB) is read with one recv() and its payload copied out;
+ * a second recv() for the rest of a frame cost about 1.4 us one-way on
+ * loopback, more than copying 48 KiB (docs/benchmarks.md, "Stop 12"). A
+ * connection in its handshake holds a small one until it is up.
+ */
+#define PLX__TCP_STAGE (64 * 1024)
+#define PLX__TCP_STAGE_HS (4 * 1024)
+/* payloads from here on do not fit the staging buffer with their header:
+ * after one, headers are read alone so that the next large payload goes
+ * straight into place */
+#define PLX__TCP_BIG (PLX__TCP_STAGE - PLX__WIRE_HDR_MAX)
 #define PLX__TCP_CTRL 64	      /* control frames queued per conn */
 #define PLX__TCP_ACK_FRAMES 32	      /* a held-back ACK leaves after ... */
 #define PLX__TCP_ACK_BYTES (4u << 20) /* ... this many frames or bytes */
@@ -177,6 +188,7 @@ struct plx__conn {
 	bool reap;	    /* dead: freed at the end of the socket phase */
 	bool tx_dirty;	    /* frames queued, to flush at the next poll */
 	bool rx_big;	    /* the last payload was large: read headers alone */
+	uint32_t stage_cap; /* bytes at stage: PLX__TCP_STAGE_HS, then _STAGE */
 	bool unwatched;	    /* out of the epoll set: polled directly */
 	bool hs_counted;    /* in t->nhandshakes */
 	uint32_t hot_until; /* read directly until this socket-phase count */
