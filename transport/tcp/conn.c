@@ -4,12 +4,15 @@
  * machine and the transmit queue.
  *
  * Receive: bytes are read into a 64 KiB staging buffer while the parser is
- * between frames (a header's worth only, after a payload too large for it). A frame's payload lands in its destination (a posted
- * receive, the target region of a write, the buffer of a read, an
- * unexpected slot): the part that came in the same read as the header is
- * copied from the staging buffer, everything after it is received straight
- * into the destination with recv(). Nothing is allocated on this path and
- * a payload length is trusted only after the parser's limits.
+ * between frames (a header's worth only, after a payload too large for
+ * it). A frame's payload lands in its destination (a posted receive, the
+ * target region of a write, the buffer of a read, an unexpected slot): the
+ * part that came in the same read as the header is copied from the
+ * staging buffer, everything after it is received straight into the
+ * destination with recv(). Nothing is allocated on this path once the
+ * handshake is done (its end swaps the 4 KiB staging buffer for the
+ * 64 KiB one), and a payload length is trusted only after the parser's
+ * limits.
  *
  * Back-pressure: a message with no posted receive waits in an unexpected
  * slot; when none is free (or it is larger than a slot), the connection
