@@ -518,6 +518,40 @@ static void test_cancel(void)
 /* Many staged READ_REQs at once on a target with a big pool: more
  * responses wait for their copies than the connection has control
  * entries; the connection pauses and resumes as responses leave. */
+/* A second pair of sides, C (client) and D (listening), each with CUDA
+ * staging over its own bounce pool of @pool_len bytes in @chunk slots. */
+static void cuda_pair_up(struct side *c, struct side *d,
+			 struct plx_region *c_bounce,
+			 struct plx_region *d_bounce, uint8_t *cpool,
+			 uint8_t *dpool, size_t pool_len, uint32_t chunk)
+{
+	struct plx_cuda_config cfg;
+
+	side_init(c, NULL, NULL, NULL);
+	side_init(d, "127.0.0.1", NULL, NULL);
+	EXPECT_OK(plx_mem_register(&c->r, c_bounce, cpool, pool_len, 0));
+	EXPECT_OK(plx_mem_register(&d->r, d_bounce, dpool, pool_len, 0));
+	plx_cuda_config_init(&cfg);
+	cfg.library = FAKE_CUDART;
+	cfg.chunk = chunk;
+	cfg.bounce = c_bounce;
+	EXPECT_OK(plx_cuda_init(&c->r, &cfg));
+	cfg.bounce = d_bounce;
+	EXPECT_OK(plx_cuda_init(&d->r, &cfg));
+}
+
+/* cuda_pair_up()'s undoing, with @cep (C's endpoint to D) closed. */
+static void cuda_pair_down(struct side *c, struct side *d,
+			   struct plx_region *c_bounce,
+			   struct plx_region *d_bounce, struct plx_ep *cep)
+{
+	EXPECT_OK(plx_mem_deregister(&c->r, c_bounce));
+	EXPECT_OK(plx_mem_deregister(&d->r, d_bounce));
+	EXPECT_OK(plx_ep_close(cep));
+	side_fini(c, d);
+	side_fini(d, NULL);
+}
+
 static void test_many_reads(void)
 {
 	enum {
@@ -527,7 +561,6 @@ static void test_many_reads(void)
 	static struct side C, D;
 	static struct tracked r[NR];
 	struct plx_region c_bounce, d_bounce, d_dreg, c_hreg;
-	struct plx_cuda_config cfg;
 	struct plx_desc dd;
 	struct plx_ep *cep;
 	uint8_t *cpool = aligned_alloc(4096, (size_t)BIG * CHUNK);
@@ -537,19 +570,8 @@ static void test_many_reads(void)
 	int done;
 
 	EXPECT_TRUE(cpool && dpool && dmem && host);
-	side_init(&C, NULL, NULL, NULL);
-	side_init(&D, "127.0.0.1", NULL, NULL);
-	EXPECT_OK(plx_mem_register(&C.r, &c_bounce, cpool, (size_t)BIG * CHUNK,
-				   0));
-	EXPECT_OK(plx_mem_register(&D.r, &d_bounce, dpool, (size_t)BIG * CHUNK,
-				   0));
-	plx_cuda_config_init(&cfg);
-	cfg.library = FAKE_CUDART;
-	cfg.chunk = CHUNK;
-	cfg.bounce = &c_bounce;
-	EXPECT_OK(plx_cuda_init(&C.r, &cfg));
-	cfg.bounce = &d_bounce;
-	EXPECT_OK(plx_cuda_init(&D.r, &cfg));
+	cuda_pair_up(&C, &D, &c_bounce, &d_bounce, cpool, dpool,
+		     (size_t)BIG * CHUNK, CHUNK);
 	fill(dmem, (size_t)NR * 4096, 500);
 	EXPECT_OK(plx_mem_register(&D.r, &d_dreg, dmem, (size_t)NR * 4096,
 				   PLX_ACCESS_ALL));
@@ -581,11 +603,7 @@ static void test_many_reads(void)
 	EXPECT_MEM_EQ(host, dmem, (size_t)NR * 4096);
 	EXPECT_OK(plx_mem_deregister(&D.r, &d_dreg));
 	EXPECT_OK(plx_mem_deregister(&C.r, &c_hreg));
-	EXPECT_OK(plx_mem_deregister(&C.r, &c_bounce));
-	EXPECT_OK(plx_mem_deregister(&D.r, &d_bounce));
-	EXPECT_OK(plx_ep_close(cep));
-	side_fini(&C, &D);
-	side_fini(&D, NULL);
+	cuda_pair_down(&C, &D, &c_bounce, &d_bounce, cep);
 	fk.free(dmem);
 	free(cpool);
 	free(dpool);
@@ -611,24 +629,14 @@ static void test_small_slots(void)
 		dpool[SLOTS * SMALL];
 	static uint8_t host[2 * LEN];
 	struct plx_region c_bounce, d_bounce, d_dreg;
-	struct plx_cuda_config cfg;
 	struct plx_desc dd;
 	struct tracked t;
 	struct plx_ep *cep;
 	uint8_t *dmem = fk.alloc(2 * LEN);
 
 	EXPECT_TRUE(dmem != NULL);
-	side_init(&C, NULL, NULL, NULL);
-	side_init(&D, "127.0.0.1", NULL, NULL);
-	EXPECT_OK(plx_mem_register(&C.r, &c_bounce, cpool, sizeof(cpool), 0));
-	EXPECT_OK(plx_mem_register(&D.r, &d_bounce, dpool, sizeof(dpool), 0));
-	plx_cuda_config_init(&cfg);
-	cfg.library = FAKE_CUDART;
-	cfg.chunk = SMALL;
-	cfg.bounce = &c_bounce;
-	EXPECT_OK(plx_cuda_init(&C.r, &cfg));
-	cfg.bounce = &d_bounce;
-	EXPECT_OK(plx_cuda_init(&D.r, &cfg));
+	cuda_pair_up(&C, &D, &c_bounce, &d_bounce, cpool, dpool, sizeof(cpool),
+		     SMALL);
 	memset(dmem, 0, 2 * LEN);
 	EXPECT_OK(
 		plx_mem_register(&D.r, &d_dreg, dmem, 2 * LEN, PLX_ACCESS_ALL));
@@ -645,11 +653,7 @@ static void test_small_slots(void)
 	}
 	EXPECT_MEM_EQ(dmem, host, 2 * LEN);
 	EXPECT_OK(plx_mem_deregister(&D.r, &d_dreg));
-	EXPECT_OK(plx_mem_deregister(&C.r, &c_bounce));
-	EXPECT_OK(plx_mem_deregister(&D.r, &d_bounce));
-	EXPECT_OK(plx_ep_close(cep));
-	side_fini(&C, &D);
-	side_fini(&D, NULL);
+	cuda_pair_down(&C, &D, &c_bounce, &d_bounce, cep);
 	fk.free(dmem);
 }
 
