@@ -1179,6 +1179,36 @@ static void test_dribbled_frames_succeed(void)
 	case_end();
 }
 
+/* Frames in the same write() as our READY: the target reads them with
+ * the end of the handshake into the small staging buffer of a connection
+ * in its handshake, swaps it for the full one when the handshake is done
+ * (conn.c, stage_grow) and must then handle them like any other. */
+static void test_frames_behind_ready_land(void)
+{
+	uint8_t data[2][80];
+	size_t n;
+
+	case_begin("two writes in the same write() as READY");
+	fresh_data(data[0], 5000, sizeof(data[0]));
+	fresh_data(data[1], 5200, sizeof(data[1]));
+	n = write_frame(E.ready_tail, 5000, data[0], sizeof(data[0]));
+	n += write_frame(E.ready_tail + n, 5200, data[1], sizeof(data[1]));
+	EXPECT_LE(n, sizeof(E.ready_tail));
+	E.ready_tail_len = n;
+	evil_handshake();
+	WAIT_FOR(E.acked >= E.seq || E.closed, WAIT_MS);
+	EXPECT_TRUE(!E.closed);
+	EXPECT_U64_EQ(E.acked, 2);
+	EXPECT_MEM_EQ(mem + 5000, data[0], sizeof(data[0]));
+	EXPECT_MEM_EQ(mem + 5200, data[1], sizeof(data[1]));
+	memcpy(model + 5000, data[0], sizeof(data[0]));
+	memcpy(model + 5200, data[1], sizeof(data[1]));
+	/* and the connection goes on */
+	evil_valid_write(5400, 64);
+	evil_finish(PLX_ECONNRESET);
+	case_end();
+}
+
 /* Name resolution: a known name gives the region's descriptor, an unknown
  * one (or one with a NUL inside) PLX_ENOENT; the connection stays usable.
  * A name longer than PLX__WIRE_NAME_MAX is a protocol violation. */
@@ -1760,6 +1790,7 @@ int main(void)
 	test_truncated_frames();
 	test_reset_mid_write_payload();
 	test_dribbled_frames_succeed();
+	test_frames_behind_ready_land();
 	test_held_ack_reaches_stalled_peer();
 	test_no_riding_ack_without_the_cap();
 	test_resolve_requests();
