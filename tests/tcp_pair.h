@@ -165,6 +165,28 @@ static inline void tracked_init(struct tracked *t)
 	plx_op_init(&t->op, tracked_cb, NULL);
 }
 
+/* Write @msg (a string, at most 63 bytes) through @ep, initiated by
+ * @init, into a region of @target; check it completes and lands. */
+static inline void pair_write_check(struct side *target, struct side *init,
+				    struct plx_ep *ep, const char *msg)
+{
+	static uint8_t mem[64];
+	struct plx_region reg;
+	struct plx_desc d;
+	struct tracked w;
+
+	memset(mem, 0, sizeof(mem));
+	EXPECT_OK(plx_mem_register(&target->r, &reg, mem, sizeof(mem),
+				   PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_desc(&target->r, &reg, &d));
+	tracked_init(&w);
+	EXPECT_OK(plx_ep_write(ep, &w.op, msg, strlen(msg) + 1, &d, 0));
+	EXPECT_TRUE(pair_until(target, init, &w.done, 5000));
+	EXPECT_OK(w.status);
+	EXPECT_TRUE(!strcmp((char *)mem, msg));
+	EXPECT_OK(plx_mem_deregister(&target->r, &reg));
+}
+
 /* Shut a side down and check fini succeeds. */
 static inline void side_fini(struct side *s, struct side *other)
 {

@@ -57,24 +57,6 @@ static void tweak_cc(struct side *s)
 	s->cfg.congestion = g_name_buf;
 }
 
-static void write_once(struct plx_ep *ep)
-{
-	static uint8_t dst[64];
-	struct plx_region reg;
-	struct plx_desc d;
-	struct tracked w;
-
-	EXPECT_OK(
-		plx_mem_register(&A.r, &reg, dst, sizeof(dst), PLX_ACCESS_ALL));
-	EXPECT_OK(plx_mem_desc(&A.r, &reg, &d));
-	tracked_init(&w);
-	EXPECT_OK(plx_ep_write(ep, &w.op, "congestion", 11, &d, 0));
-	EXPECT_TRUE(pair_until(&A, &B, &w.done, 5000));
-	EXPECT_OK(w.status);
-	EXPECT_TRUE(!strcmp((char *)dst, "congestion"));
-	EXPECT_OK(plx_mem_deregister(&A.r, &reg));
-}
-
 static void test_set_on_every_socket(void)
 {
 	struct plx_ep *ep = NULL;
@@ -85,7 +67,7 @@ static void test_set_on_every_socket(void)
 	EXPECT_OK(plx_tcp_connect(&B.r, "127.0.0.1", A.port, &ep));
 	EXPECT_TRUE(pair_wait_event(&A, &B, &B, PLX_EP_CONNECTED, 5000));
 	EXPECT_TRUE(pair_wait_event(&A, &B, &A, PLX_EP_ACCEPTED, 5000));
-	write_once(ep);
+	pair_write_check(&A, &B, ep, "congestion");
 	expect_cc(&A, g_want, 1); /* listener and the accepted socket */
 	expect_cc(&B, g_want, 0); /* the connected socket */
 	side_fini(&B, &A);
@@ -100,7 +82,7 @@ static void test_default_left_alone(void)
 	side_init_with(&B, NULL, NULL, NULL, tweak_cc);
 	EXPECT_OK(plx_tcp_connect(&B.r, "127.0.0.1", A.port, &ep));
 	EXPECT_TRUE(pair_wait_event(&A, &B, &A, PLX_EP_ACCEPTED, 5000));
-	write_once(ep);
+	pair_write_check(&A, &B, ep, "congestion");
 	expect_cc(&A, g_sysdef, 1); /* not configured: the system's */
 	expect_cc(&B, g_want, 0);
 	side_fini(&B, &A);

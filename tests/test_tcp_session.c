@@ -62,7 +62,7 @@ static void test_peer_restart_fails_inflight(void)
 {
 	struct plx_reactor_config cfg;
 	struct plx_ep *ep, *ep2, *a_ep;
-	struct tracked rv, w;
+	struct tracked rv;
 	uint64_t e1, e2;
 	char buf[16];
 
@@ -99,19 +99,7 @@ static void test_peer_restart_fails_inflight(void)
 	plx_ep_peer(a_ep, NULL, &e2);
 	EXPECT_NE(e1, e2);
 	/* the endpoint works with the new incarnation */
-	static uint8_t mem[64];
-	struct plx_region reg;
-	struct plx_desc d;
-
-	EXPECT_OK(
-		plx_mem_register(&A.r, &reg, mem, sizeof(mem), PLX_ACCESS_ALL));
-	EXPECT_OK(plx_mem_desc(&A.r, &reg, &d));
-	tracked_init(&w);
-	EXPECT_OK(plx_ep_write(ep2, &w.op, "fresh", 6, &d, 0));
-	EXPECT_TRUE(pair_until(&A, &B, &w.done, 2000));
-	EXPECT_OK(w.status);
-	EXPECT_TRUE(!strcmp((char *)mem, "fresh"));
-	EXPECT_OK(plx_mem_deregister(&A.r, &reg));
+	pair_write_check(&A, &B, ep2, "fresh");
 	side_fini(&B, &A);
 	side_fini(&A, NULL);
 }

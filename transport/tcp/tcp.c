@@ -637,6 +637,28 @@ close_fd:
 	return rc;
 }
 
+/* A non-blocking socket with the configured congestion control, its
+ * connect() to @ss started: the fd, or -errno. */
+static int connect_start(const struct plx__tcp *t,
+			 const struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd = socket(ss->ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int rc;
+
+	if (fd < 0)
+		return errno_status();
+	rc = sock_cc(t, fd);
+	if (!rc && connect(fd, (const struct sockaddr *)ss, len) &&
+	    errno != EINPROGRESS)
+		rc = errno_status();
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
 PLX_API int plx_tcp_connect(struct plx_reactor *r, const char *addr,
 			    uint16_t port, struct plx_ep **ep_out)
 {
@@ -657,17 +679,9 @@ PLX_API int plx_tcp_connect(struct plx_reactor *r, const char *addr,
 		return rc;
 	if (t->neps >= t->cfg.max_endpoints)
 		return PLX_ENOSPC;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    0);
+	fd = connect_start(t, &ss, len);
 	if (fd < 0)
-		return errno_status();
-	rc = sock_cc(t, fd);
-	if (rc || (connect(fd, (struct sockaddr *)&ss, len) &&
-		   errno != EINPROGRESS)) {
-		rc = rc ? rc : errno_status();
-		close(fd);
-		return rc;
-	}
+		return fd;
 	ep = plx__ep_new(t);
 	if (!ep) {
 		close(fd);
@@ -696,18 +710,11 @@ void plx__tcp_open_stripes(struct plx_ep *ep)
 
 	ep->stripes_opened = true;
 	for (uint32_t k = 1; k <= t->cfg.stripes; k++) {
-		int fd = socket(ep->addr.ss_family,
-				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int fd = connect_start(t, &ep->addr, ep->addrlen);
 		struct plx__conn *c;
 
 		if (fd < 0)
 			return;
-		if (sock_cc(t, fd) ||
-		    (connect(fd, (struct sockaddr *)&ep->addr, ep->addrlen) &&
-		     errno != EINPROGRESS)) {
-			close(fd);
-			return;
-		}
 		c = plx__conn_new(t, fd, 0, PLX__C_CONNECTING);
 		if (!c) {
 			close(fd);

@@ -47,9 +47,10 @@
 #define PLX__TCP_ACK_FRAMES 32	      /* a held-back ACK leaves after ... */
 #define PLX__TCP_ACK_BYTES (4u << 20) /* ... this many frames or bytes */
 /* an owed ACK rides on data frames with less payload than this; larger
- * ones get an ACK frame queued ahead of them (docs/benchmarks.md, "Riding
- * ACKs": 64 KiB ping-pongs over loopback were 40 % slower with fewer than
- * 64 header bytes in front of the payload) */
+ * ones get an ACK frame queued ahead of them, so that 64 or more header
+ * bytes precede the payload in the send: the kernel's copy of a payload
+ * that lands 1-63 bytes past its source address (mod 4096) takes twice as
+ * long (docs/benchmarks.md, stops 11 and 12) */
 #define PLX__TCP_RIDE_MAX (32 * 1024)
 #define PLX__TCP_MAX_LISTEN 4
 #define PLX__TCP_IOV 64 /* iovecs per writev */

@@ -125,7 +125,7 @@ int plx__wire_hdr_size_flags(uint8_t opcode, uint8_t flags)
 }
 
 /*
- * Fields of 2, 4 or 8 bytes, at any alignment. One memcpy() of the width
+ * Fields of 2, 4 or 8 bytes (@bytes is one of those), at any alignment. One memcpy() of the width
  * is one unaligned load or store: the byte loop these replaced was not
  * merged by the compiler and cost about 150 instructions per message
  * (callgrind, 8 B write ping-pong; docs/benchmarks.md, "Stop 12").
@@ -256,7 +256,7 @@ static uint32_t crc_update(uint32_t crc, const uint8_t *p, size_t n)
 }
 #endif
 
-PLX__HOT uint32_t plx__crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t plx__crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	return ~crc_update(~crc, buf, len);
 }
@@ -610,17 +610,21 @@ static void put_status_ext(uint8_t *buf, int32_t status)
 	put_le(buf + OFF_STATUS, (uint32_t)status, 4);
 }
 
-PLX__HOT int plx__wire_seal(uint8_t *buf)
+/* The CRC of the complete @hdr-byte header at @buf, in its place. */
+static int seal(uint8_t *buf, int hdr)
 {
-	int hdr = plx__wire_hdr_size_flags(buf[OFF_OPCODE], buf[OFF_FLAGS]),
-	    off;
+	int off = crc_off(buf[OFF_OPCODE], buf, hdr);
 
-	if (hdr < 0)
-		return PLX_EINVAL;
-	off = crc_off(buf[OFF_OPCODE], buf, hdr);
 	if (off >= 0)
 		put_le(buf + off, header_crc(buf, hdr, off), 4);
 	return hdr;
+}
+
+int plx__wire_seal(uint8_t *buf)
+{
+	int hdr = plx__wire_hdr_size_flags(buf[OFF_OPCODE], buf[OFF_FLAGS]);
+
+	return hdr < 0 ? PLX_EINVAL : seal(buf, hdr);
 }
 
 PLX__HOT int plx__wire_encode(const struct plx__frame *f, uint8_t *buf)
@@ -687,10 +691,5 @@ PLX__HOT int plx__wire_encode(const struct plx__frame *f, uint8_t *buf)
 	}
 	if (f->flags & PLX__F_ACK)
 		put_le(buf + TAIL_ACK(hdr), f->ack, 8);
-	if (f->opcode == PLX__OP_HELLO)
-		return plx__wire_seal(buf);
-	/* what plx__wire_seal() does for every other header, without
-	 * working out the size and the CRC's place again */
-	put_le(buf + hdr - 4, header_crc(buf, hdr, hdr - 4), 4);
-	return hdr;
+	return seal(buf, hdr);
 }
