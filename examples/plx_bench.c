@@ -570,6 +570,46 @@ static const char *floor_cc(void)
 }
 
 /*
+ * The CPU, as /proc/cpuinfo names it: "model name (family F, model M)".
+ * Printed with every run: the same VM has run on different hosts
+ * (docs/benchmarks.md, stop 13), and figures compare only between runs
+ * on the same CPU.
+ */
+static const char *cpu_desc(void)
+{
+	static char desc[160];
+	char line[256], name[96] = "?";
+	int family = -1, model = -1;
+	FILE *f;
+
+	if (desc[0])
+		return desc;
+	f = fopen("/proc/cpuinfo", "r");
+	while (f && fgets(line, sizeof(line), f) && line[0] != '\n') {
+		char *v = strchr(line, ':');
+
+		if (!v)
+			continue;
+		v += v[1] == ' ' ? 2 : 1;
+		v[strcspn(v, "\n")] = 0;
+		if (!strncmp(line, "model name", 10))
+			snprintf(name, sizeof(name), "%s", v);
+		else if (!strncmp(line, "cpu family", 10))
+			family = atoi(v);
+		else if (!strncmp(line, "model\t", 6))
+			model = atoi(v);
+	}
+	if (f)
+		fclose(f);
+	for (char *q = name; *q; q++)
+		if (*q == '"' || *q == '\\' || *q == '|')
+			*q = ' '; /* safe in JSON and Markdown tables */
+	snprintf(desc, sizeof(desc), "%s (family %d, model %d)", name, family,
+		 model);
+	return desc;
+}
+
+/*
  * TCP segments retransmitted, all sockets (RetransSegs of /proc/net/snmp),
  * read before and after every measurement and added up for pollux and the
  * floor apart. On loopback nothing is lost: a retransmission is the
@@ -1757,19 +1797,20 @@ static const char *const batch_names[] = {"auto", "always", "never"};
 
 static void print_json(const double *load)
 {
-	printf("{\"cpus\": %ld, \"load_start\": %.2f, \"load_end\": %.2f, "
-	       "\"rounds\": %d, \"iters\": %" PRIu64 ", \"bw_seconds\": %.3f, "
+	printf("{\"cpus\": %ld, \"cpu\": \"%s\", \"load_start\": %.2f, "
+	       "\"load_end\": %.2f, \"rounds\": %d, \"iters\": %" PRIu64
+	       ", \"bw_seconds\": %.3f, "
 	       "\"batch\": \"%s\", \"stripes\": %u, "
 	       "\"heap_counted\": %s, \"heap_allocs\": %" PRIu64
 	       ", \"ops_measured\": %" PRIu64 ", \"congestion\": \"%s\", "
 	       "\"retransmits\": {\"latency\": [%" PRIu64 ", %" PRIu64
 	       "], \"bandwidth\": [%" PRIu64 ", %" PRIu64 "]},\n "
 	       "\"latency\": [",
-	       sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1], opt.rounds,
-	       opt.iters, opt.secs, batch_names[opt.batch], g_stripes,
-	       HEAP_COUNTED ? "true" : "false", g_heap_allocs, g_ops_measured,
-	       floor_cc(), g_retrans[0][0], g_retrans[0][1], g_retrans[1][0],
-	       g_retrans[1][1]);
+	       sysconf(_SC_NPROCESSORS_ONLN), cpu_desc(), load[0], load[1],
+	       opt.rounds, opt.iters, opt.secs, batch_names[opt.batch],
+	       g_stripes, HEAP_COUNTED ? "true" : "false", g_heap_allocs,
+	       g_ops_measured, floor_cc(), g_retrans[0][0], g_retrans[0][1],
+	       g_retrans[1][0], g_retrans[1][1]);
 	for (int i = 0; i < nlat; i++) {
 		const struct lat_row *r = &lat_rows[i];
 
@@ -2266,11 +2307,11 @@ int main(int argc, char **argv)
 
 	if (!opt.json && !opt.md)
 		printf("plx_bench: pollux %s over loopback, server CPU 0, "
-		       "client CPU 1, busy-polling; %ld CPUs, load %.2f, "
-		       "%d round%s; TCP congestion control %s%s\n",
+		       "client CPU 1, busy-polling; %ld CPUs, %s, load "
+		       "%.2f, %d round%s; TCP congestion control %s%s\n",
 		       opt.rdma ? "RDMA (RC QPs)" : "TCP",
-		       sysconf(_SC_NPROCESSORS_ONLN), load[0], opt.rounds,
-		       opt.rounds > 1 ? "s" : "", floor_cc(),
+		       sysconf(_SC_NPROCESSORS_ONLN), cpu_desc(), load[0],
+		       opt.rounds, opt.rounds > 1 ? "s" : "", floor_cc(),
 		       opt.cc ? " (--cc)" : " (system default)");
 	if (opt.bw) {
 		if (g_progress)
@@ -2313,6 +2354,7 @@ int main(int argc, char **argv)
 		       ", server %" PRIu64 "\n",
 		       st1.heap_allocs - st0.heap_allocs,
 		       g_ctl.srv_heap - srv_heap0);
+		printf("CPU: %s\n", cpu_desc());
 		printf("load average (1 min): %.2f at the start, %.2f at the "
 		       "end; stripes %u, batch %s",
 		       load[0], load[1], g_stripes, batch_names[opt.batch]);
