@@ -49,8 +49,9 @@
 /* an owed ACK rides on data frames with less payload than this; larger
  * ones get an ACK frame queued ahead of them, so that 64 or more header
  * bytes precede the payload in the send: the kernel's copy of a payload
- * that lands 1-63 bytes past its source address (mod 4096) takes twice as
- * long (docs/benchmarks.md, stops 11 and 12) */
+ * that lands 1-63 bytes past its source address (mod 4096) took twice as
+ * long on the hosts of stops 11 and 12, though not on stop 13's
+ * (docs/benchmarks.md) */
 #define PLX__TCP_RIDE_MAX (32 * 1024)
 #define PLX__TCP_MAX_LISTEN 4
 #define PLX__TCP_IOV 64 /* iovecs per writev */
