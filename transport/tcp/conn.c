@@ -1073,6 +1073,14 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 	/* the loop stopped with the socket empty between frames: the peer
 	 * has nothing more in flight to us, so it may wait for our ACK */
 	bool idle = false;
+	/* a payload read straight into place ended its frame, and this side
+	 * waits for no responses: return to the owner rather than pay a
+	 * recv() that most often says EAGAIN (a ping-pong's next frame comes
+	 * only after the owner answers); what arrived meanwhile is read at
+	 * the next poll. A reader with responses in flight reads on: they
+	 * are coming, and its owner resubmits a poll's completions in one
+	 * batch */
+	bool big_done = false;
 	uint32_t space;
 
 	for (int round = 0; round < 8 && c->state != PLX__C_DEAD; round++) {
@@ -1120,6 +1128,7 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 				if (!c->rx_left) {
 					frame_done(c);
 					events++;
+					big_done = c->rx_big && !c->wait_read.n;
 				}
 				continue;
 			}
@@ -1154,6 +1163,8 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 				idle = !c->rx_end;
 				break;
 			}
+			if (big_done && !c->rx_end)
+				break;
 			/* after a large frame, read just a header's worth
 			 * into staging, so the next large payload is copied
 			 * by the kernel straight into place, not through here */
