@@ -3,7 +3,8 @@
  * TCP transport features: named regions resolved over the connection
  * (including regions registered after it was made), the pool receive mode
  * for messages of unknown size with back-pressure, batches sent together,
- * and any-thread (_mt) submission with completion handles.
+ * a large frame left in the socket reaching an owner that sleeps, and
+ * any-thread (_mt) submission with completion handles.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -188,6 +189,72 @@ static void test_batch_leaves_together(void)
 	side_fini(&A, NULL);
 }
 
+/*
+ * Two writes too large for the staging buffer arrive together. The target
+ * reads the first straight into place and stops there (conn.c, big_done):
+ * the second stays in the socket, and must still land while the owner
+ * sleeps in plx_reactor_wait(), whose 3 s timeout it must not wait out.
+ * The target has polled busily first, so its connection is off the epoll
+ * set (read directly) until plx_reactor_wait() puts it back.
+ */
+static void big_bufs(struct side *s)
+{
+	/* both writes fit the socket buffers at once */
+	s->cfg.rcvbuf = 1 << 20;
+	s->cfg.sndbuf = 1 << 20;
+}
+
+static void test_big_frame_left_in_socket_wakes_the_owner(void)
+{
+	enum {
+		BIG = 96 * 1024
+	};
+	static uint8_t target[2 * BIG], src[2 * BIG];
+	struct plx_region reg;
+	struct plx_desc d;
+	struct tracked w[2];
+	struct plx_ep *ep;
+	uint64_t t0;
+
+	side_init_with(&A, "127.0.0.1", NULL, NULL, big_bufs);
+	side_init_with(&B, NULL, NULL, NULL, big_bufs);
+	ep = connect_pair();
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 13 + 1);
+	src[BIG - 1] = src[2 * BIG - 1] = 0xa5;
+	EXPECT_OK(plx_mem_register(&A.r, &reg, target, sizeof(target),
+				   PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_desc(&A.r, &reg, &d));
+	for (int i = 0; i < 4096; i++)
+		plx_reactor_poll(&A.r);
+	EXPECT_OK(plx_ep_batch_begin(ep));
+	for (int i = 0; i < 2; i++) {
+		tracked_init(&w[i]);
+		EXPECT_OK(plx_ep_write(ep, &w[i].op, src + i * BIG, BIG, &d,
+				       (uint64_t)i * BIG));
+	}
+	EXPECT_OK(plx_ep_batch_end(ep)); /* both leave in one sendmsg() */
+	t0 = plx_now_ns();
+	while (*(volatile uint8_t *)&target[BIG - 1] != 0xa5 &&
+	       plx_now_ns() - t0 < 2000000000ull)
+		plx_reactor_poll(&A.r);
+	EXPECT_MEM_EQ(target, src, BIG);
+	/* the poll that completed the first did not read on */
+	EXPECT_EQ(*(volatile uint8_t *)&target[2 * BIG - 1], 0);
+	t0 = plx_now_ns();
+	while (*(volatile uint8_t *)&target[2 * BIG - 1] != 0xa5 &&
+	       plx_now_ns() - t0 < 6000000000ull)
+		plx_reactor_wait(&A.r, 3000);
+	EXPECT_LT(plx_now_ns() - t0, 1000000000ull);
+	EXPECT_MEM_EQ(target + BIG, src + BIG, BIG);
+	EXPECT_TRUE(pair_until(&A, &B, &w[1].done, 2000));
+	EXPECT_OK(w[0].status);
+	EXPECT_OK(w[1].status);
+	EXPECT_OK(plx_mem_deregister(&A.r, &reg));
+	side_fini(&B, &A);
+	side_fini(&A, NULL);
+}
+
 struct mt_arg {
 	struct plx_ep *ep;
 	struct plx_desc d;
@@ -346,6 +413,7 @@ int main(void)
 	test_resolve_named_region_registered_later();
 	test_pool_receive_mode_backpressure();
 	test_batch_leaves_together();
+	test_big_frame_left_in_socket_wakes_the_owner();
 	test_any_thread_submission();
 	test_many_reads_in_flight_do_not_stall();
 	test_mt_refuses_op_in_flight();
