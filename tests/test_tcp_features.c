@@ -189,14 +189,6 @@ static void test_batch_leaves_together(void)
 	side_fini(&A, NULL);
 }
 
-/*
- * Two writes too large for the staging buffer arrive together. The target
- * reads the first straight into place and stops there (conn.c, big_done):
- * the second stays in the socket, and must still land while the owner
- * sleeps in plx_reactor_wait(), whose 3 s timeout it must not wait out.
- * The target has polled busily first, so its connection is off the epoll
- * set (read directly) until plx_reactor_wait() puts it back.
- */
 static void big_bufs(struct side *s)
 {
 	/* both writes fit the socket buffers at once */
@@ -204,6 +196,15 @@ static void big_bufs(struct side *s)
 	s->cfg.sndbuf = 1 << 20;
 }
 
+/*
+ * Two writes too large for the staging buffer arrive together. The target
+ * reads the first straight into place and stops there (conn.c, big_done):
+ * the second stays in the socket, and must still land while the owner
+ * sleeps in plx_reactor_wait(), whose 3 s timeout it must not wait out.
+ * The target polls busily first, as a serving loop does, which takes a
+ * hot connection off the epoll set (read directly) until
+ * plx_reactor_wait() puts it back.
+ */
 static void test_big_frame_left_in_socket_wakes_the_owner(void)
 {
 	enum {
