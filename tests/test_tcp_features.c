@@ -3,7 +3,8 @@
  * TCP transport features: named regions resolved over the connection
  * (including regions registered after it was made), the pool receive mode
  * for messages of unknown size with back-pressure, batches sent together,
- * a large frame left in the socket reaching an owner that sleeps, and
+ * large writes read straight into place (one left in the socket reaches an
+ * owner that sleeps; the next header comes with a payload's tail), and
  * any-thread (_mt) submission with completion handles.
  */
 #include <pthread.h>
@@ -191,29 +192,43 @@ static void test_batch_leaves_together(void)
 
 static void big_bufs(struct side *s)
 {
-	/* both writes fit the socket buffers at once */
+	/* two large writes fit the socket buffers at once */
 	s->cfg.rcvbuf = 1 << 20;
 	s->cfg.sndbuf = 1 << 20;
 }
 
+/* Poll @a (only) until @p holds @v or @ms pass; true when it does. */
+static int poll_until_byte(struct side *a, const uint8_t *p, uint8_t v, int ms)
+{
+	uint64_t t0 = plx_now_ns();
+
+	while (*(volatile const uint8_t *)p != v &&
+	       plx_now_ns() - t0 < (uint64_t)ms * 1000000ull)
+		plx_reactor_poll(&a->r);
+	return *(volatile const uint8_t *)p == v;
+}
+
 /*
- * Two writes too large for the staging buffer arrive together. The target
- * reads the first straight into place and stops there (conn.c, big_done):
- * the second stays in the socket, and must still land while the owner
- * sleeps in plx_reactor_wait(), whose 3 s timeout it must not wait out.
- * The target polls busily first, as a serving loop does, which takes a
- * hot connection off the epoll set (read directly) until
- * plx_reactor_wait() puts it back.
+ * Writes too large for the staging buffer, read straight into place
+ * (conn.c, rx_payload() and big_done):
+ *  - one that ends with the socket empty: the target returns to its owner
+ *    without reading on. The next write, already in the socket when the
+ *    owner goes to sleep in plx_reactor_wait(), must wake it at once, not
+ *    after the 3 s timeout. The target polls busily first, as a serving
+ *    loop does, which takes a hot connection off the epoll set until
+ *    plx_reactor_wait() puts it back.
+ *  - two that arrive together: the read that ends the first brings the
+ *    second's header, so the poll that lands the first lands the second.
  */
-static void test_big_frame_left_in_socket_wakes_the_owner(void)
+static void test_big_frames_read_into_place(void)
 {
 	enum {
 		BIG = 96 * 1024
 	};
-	static uint8_t target[2 * BIG], src[2 * BIG];
+	static uint8_t target[4 * BIG], src[4 * BIG];
 	struct plx_region reg;
 	struct plx_desc d;
-	struct tracked w[2];
+	struct tracked w[4];
 	struct plx_ep *ep;
 	uint64_t t0;
 
@@ -222,35 +237,41 @@ static void test_big_frame_left_in_socket_wakes_the_owner(void)
 	ep = connect_pair();
 	for (size_t i = 0; i < sizeof(src); i++)
 		src[i] = (uint8_t)(i * 13 + 1);
-	src[BIG - 1] = src[2 * BIG - 1] = 0xa5;
+	for (int i = 0; i < 4; i++)
+		src[(size_t)(i + 1) * BIG - 1] = 0xa5;
 	EXPECT_OK(plx_mem_register(&A.r, &reg, target, sizeof(target),
 				   PLX_ACCESS_ALL));
 	EXPECT_OK(plx_mem_desc(&A.r, &reg, &d));
 	for (int i = 0; i < 4096; i++)
 		plx_reactor_poll(&A.r);
-	EXPECT_OK(plx_ep_batch_begin(ep));
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 4; i++)
 		tracked_init(&w[i]);
-		EXPECT_OK(plx_ep_write(ep, &w[i].op, src + i * BIG, BIG, &d,
-				       (uint64_t)i * BIG));
-	}
-	EXPECT_OK(plx_ep_batch_end(ep)); /* both leave in one sendmsg() */
-	t0 = plx_now_ns();
-	while (*(volatile uint8_t *)&target[BIG - 1] != 0xa5 &&
-	       plx_now_ns() - t0 < 2000000000ull)
-		plx_reactor_poll(&A.r);
-	EXPECT_MEM_EQ(target, src, BIG);
-	/* the poll that completed the first did not read on */
-	EXPECT_EQ(*(volatile uint8_t *)&target[2 * BIG - 1], 0);
+
+	/* one write, then one that arrives while the owner sleeps */
+	EXPECT_OK(plx_ep_write(ep, &w[0].op, src, BIG, &d, 0));
+	EXPECT_TRUE(poll_until_byte(&A, &target[BIG - 1], 0xa5, 2000));
+	EXPECT_OK(plx_ep_write(ep, &w[1].op, src + BIG, BIG, &d, BIG));
 	t0 = plx_now_ns();
 	while (*(volatile uint8_t *)&target[2 * BIG - 1] != 0xa5 &&
 	       plx_now_ns() - t0 < 6000000000ull)
 		plx_reactor_wait(&A.r, 3000);
 	EXPECT_LT(plx_now_ns() - t0, 1000000000ull);
-	EXPECT_MEM_EQ(target + BIG, src + BIG, BIG);
-	EXPECT_TRUE(pair_until(&A, &B, &w[1].done, 2000));
-	EXPECT_OK(w[0].status);
-	EXPECT_OK(w[1].status);
+
+	/* two together, in one sendmsg() */
+	EXPECT_OK(plx_ep_batch_begin(ep));
+	for (int i = 2; i < 4; i++)
+		EXPECT_OK(plx_ep_write(ep, &w[i].op, src + (size_t)i * BIG, BIG,
+				       &d, (uint64_t)i * BIG));
+	EXPECT_OK(plx_ep_batch_end(ep));
+	EXPECT_TRUE(poll_until_byte(&A, &target[3 * BIG - 1], 0xa5, 2000));
+	EXPECT_EQ(*(volatile uint8_t *)&target[4 * BIG - 1], 0xa5);
+
+	EXPECT_MEM_EQ(target, src, sizeof(src));
+	EXPECT_TRUE(pair_until(&A, &B, &w[3].done, 2000));
+	for (int i = 0; i < 4; i++) {
+		EXPECT_EQ(w[i].done, 1);
+		EXPECT_OK(w[i].status);
+	}
 	EXPECT_OK(plx_mem_deregister(&A.r, &reg));
 	side_fini(&B, &A);
 	side_fini(&A, NULL);
@@ -414,7 +435,7 @@ int main(void)
 	test_resolve_named_region_registered_later();
 	test_pool_receive_mode_backpressure();
 	test_batch_leaves_together();
-	test_big_frame_left_in_socket_wakes_the_owner();
+	test_big_frames_read_into_place();
 	test_any_thread_submission();
 	test_many_reads_in_flight_do_not_stall();
 	test_mt_refuses_op_in_flight();

@@ -57,10 +57,15 @@
 #endif
 #endif
 #if !defined(PLX__LIBC_SOCKETS) && defined(SYS_recvfrom) &&                    \
-	defined(SYS_sendto) && defined(SYS_sendmsg)
+	defined(SYS_sendto) && defined(SYS_sendmsg) && defined(SYS_recvmsg)
 static inline ssize_t sys_recv(int fd, void *buf, size_t len, int flags)
 {
 	return (ssize_t)syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
+}
+
+static inline ssize_t sys_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	return (ssize_t)syscall(SYS_recvmsg, fd, msg, flags);
 }
 
 static inline ssize_t sys_send(int fd, const void *buf, size_t len, int flags)
@@ -74,6 +79,7 @@ static inline ssize_t sys_sendmsg(int fd, const struct msghdr *msg, int flags)
 }
 #else
 #define sys_recv recv
+#define sys_recvmsg recvmsg
 #define sys_send send
 #define sys_sendmsg sendmsg
 #endif
@@ -1062,6 +1068,29 @@ PLX__HOT static void rx_seen(struct plx__conn *c)
 	c->hot_until = c->t->npolls + 4096;
 }
 
+/*
+ * Read up to @want payload bytes into @dst. A payload that goes straight
+ * into place (a large one) is read together with a header's worth of
+ * what follows it, into the empty staging buffer: while frames stream in,
+ * the next header then comes with this read, not with a recv() of its
+ * own. Return what the read returns; bytes past @want are in staging.
+ */
+PLX__HOT static ssize_t rx_payload(struct plx__conn *c, uint8_t *dst,
+				   uint64_t want)
+{
+	struct iovec iov[2];
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+
+	if (!c->rx_big || !c->rx_dst || c->rx_cuda)
+		return sys_recv(c->fd, dst, want, MSG_DONTWAIT);
+	c->rx_start = c->rx_end = 0; /* nothing is staged */
+	iov[0].iov_base = dst;
+	iov[0].iov_len = want;
+	iov[1].iov_base = c->stage;
+	iov[1].iov_len = PLX__WIRE_HDR_MAX;
+	return sys_recvmsg(c->fd, &msg, MSG_DONTWAIT);
+}
+
 /* Read and handle what the socket has, within a bound. */
 PLX__HOT int plx__conn_rx(struct plx__conn *c)
 {
@@ -1113,11 +1142,16 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 			} else {
 				if (drained)
 					break;
-				n = sys_recv(c->fd, dst, want, MSG_DONTWAIT);
+				n = rx_payload(c, dst, want);
 				if (n > 0) {
 					rx_seen(c);
 					drained = (uint64_t)n < want;
 				}
+			}
+			if (n > 0 && (uint64_t)n > want) {
+				/* the rest went to staging: the next header */
+				c->rx_end += (uint32_t)((uint64_t)n - want);
+				n = (ssize_t)want;
 			}
 			if (n > 0) {
 				if (c->rx_dst)
