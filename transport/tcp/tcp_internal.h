@@ -40,8 +40,9 @@
 #define PLX__TCP_STAGE (64 * 1024)
 #define PLX__TCP_STAGE_HS (4 * 1024)
 /* payloads from here on do not fit the staging buffer with their header:
- * after one, headers are read alone so that the next large payload goes
- * straight into place */
+ * such a payload is read straight into place, with at most a header's
+ * worth of what follows it (conn.c, rx_payload()), so that the next large
+ * payload goes straight into place too */
 #define PLX__TCP_BIG (PLX__TCP_STAGE - PLX__WIRE_HDR_MAX)
 #define PLX__TCP_CTRL 64	      /* control frames queued per conn */
 #define PLX__TCP_ACK_FRAMES 32	      /* a held-back ACK leaves after ... */
