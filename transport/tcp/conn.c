@@ -9,8 +9,9 @@
  * target region of a write, the buffer of a read, an unexpected slot): the
  * part that came in the same read as the header is copied from the
  * staging buffer, everything after it is received straight into the
- * destination with recv(). Nothing is allocated on this path once the
- * handshake is done (its end swaps the 4 KiB staging buffer for the
+ * destination, a large payload's end together with a header's worth of
+ * what follows it (rx_payload()). Nothing is allocated on this path once
+ * the handshake is done (its end swaps the 4 KiB staging buffer for the
  * 64 KiB one), and a payload length is trusted only after the parser's
  * limits.
  *
@@ -1073,22 +1074,29 @@ PLX__HOT static void rx_seen(struct plx__conn *c)
  * into place (a large one) is read together with a header's worth of
  * what follows it, into the empty staging buffer: while frames stream in,
  * the next header then comes with this read, not with a recv() of its
- * own. Return what the read returns; bytes past @want are in staging.
+ * own. Return the payload bytes read (at most @want), or what the read
+ * returned when it read none.
  */
 PLX__HOT static ssize_t rx_payload(struct plx__conn *c, uint8_t *dst,
 				   uint64_t want)
 {
 	struct iovec iov[2];
 	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+	ssize_t n;
 
 	if (!c->rx_big || !c->rx_dst || c->rx_cuda)
 		return sys_recv(c->fd, dst, want, MSG_DONTWAIT);
-	c->rx_start = c->rx_end = 0; /* nothing is staged */
 	iov[0].iov_base = dst;
 	iov[0].iov_len = want;
-	iov[1].iov_base = c->stage;
+	iov[1].iov_base = c->stage; /* nothing is staged: rx_start == rx_end */
 	iov[1].iov_len = PLX__WIRE_HDR_MAX;
-	return sys_recvmsg(c->fd, &msg, MSG_DONTWAIT);
+	n = sys_recvmsg(c->fd, &msg, MSG_DONTWAIT);
+	if (n > 0 && (uint64_t)n > want) {
+		c->rx_start = 0;
+		c->rx_end = (uint32_t)((uint64_t)n - want);
+		n = (ssize_t)want;
+	}
+	return n;
 }
 
 /* Read and handle what the socket has, within a bound. */
@@ -1147,11 +1155,6 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 					rx_seen(c);
 					drained = (uint64_t)n < want;
 				}
-			}
-			if (n > 0 && (uint64_t)n > want) {
-				/* the rest went to staging: the next header */
-				c->rx_end += (uint32_t)((uint64_t)n - want);
-				n = (ssize_t)want;
 			}
 			if (n > 0) {
 				if (c->rx_dst)

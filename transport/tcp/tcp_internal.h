@@ -190,7 +190,8 @@ struct plx__conn {
 	bool close_rcvd;
 	bool reap;	    /* dead: freed at the end of the socket phase */
 	bool tx_dirty;	    /* frames queued, to flush at the next poll */
-	bool rx_big;	    /* the last payload was large: read headers alone */
+	bool rx_big;	    /* the last payload was large: read a header's worth
+			     * between frames (conn.c, rx_payload()) */
 	uint32_t stage_cap; /* bytes at stage: PLX__TCP_STAGE_HS, then _STAGE */
 	bool unwatched;	    /* out of the epoll set: polled directly */
 	bool hs_counted;    /* in t->nhandshakes */

@@ -125,10 +125,11 @@ int plx__wire_hdr_size_flags(uint8_t opcode, uint8_t flags)
 }
 
 /*
- * Fields of 2, 4 or 8 bytes (@bytes is one of those), at any alignment. One memcpy() of the width
- * is one unaligned load or store: the byte loop these replaced was not
- * merged by the compiler and cost about 150 instructions per message
- * (callgrind, 8 B write ping-pong; docs/benchmarks.md, "Stop 12").
+ * Fields of 2, 4 or 8 bytes (@bytes is one of those), at any alignment.
+ * One memcpy() of the width is one unaligned load or store: the byte loop
+ * these replaced was not merged by the compiler and cost about 150
+ * instructions per message (callgrind, 8 B write ping-pong;
+ * docs/benchmarks.md, "Stop 12").
  */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define PLX__LE16(x) __builtin_bswap16(x)
