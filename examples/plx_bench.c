@@ -9,7 +9,8 @@
  *             [--rounds R] [--time SECONDS] [--batch auto|always|never]
  *             [--stripes N] [--quick] [--json | --md]
  *             [--floor-only | --no-floor] [--transport tcp|rdma]
- *             [--floor-header BYTES] [--floor-split BYTES] [--cc NAME]
+ *             [--floor-header BYTES] [--floor-split BYTES | --floor-stage]
+ *             [--cc NAME]
  *
  * Defaults: every op, sizes 8, 64, 512, 4k, 64k, 1m, 64m, windows 1, 16,
  * 256, 3 rounds, 10000 iterations (fewer for large sizes: at most 512 MiB
@@ -45,7 +46,13 @@
  * of that shape, without the library (docs/benchmarks.md, stop 11).
  * --floor-split R makes both floor receivers read the first R bytes of
  * each message by themselves, then the rest, as pollux reads a header
- * before it knows where a large payload goes (stop 12).
+ * before it knows where a large payload goes (stop 12). --floor-stage
+ * makes them read each message that fits, with its header, into a 64 KiB
+ * staging buffer, asking for the buffer's free room, and copy the SIZE
+ * bytes out, as pollux reads a frame below its straight-into-place size
+ * (stop 14). With --floor-header, that floor is the kernel's and the
+ * copy's share of pollux's cost: what stays between it and pollux is the
+ * library's own work.
  *
  * Bandwidth (streaming): WINDOW ops in flight, each completion resubmitted
  * at once (--batch auto: the resubmissions of one poll go in one
@@ -268,6 +275,7 @@ static const char *const op_names[NOPS] = {"send", "write", "read",
 #define FLOOR_READ_REQ 32	   /* floor request size for read */
 #define FLOOR_ACK 32		   /* one-op floor: acknowledgement size */
 #define FLOOR_HDR_MAX 4096	   /* --floor-header at most */
+#define FLOOR_STAGE (64u << 10)	   /* --floor-stage: pollux's staging size */
 #define OP_TIMEOUT_NS 10000000000ull
 #define MIN_OPS 8 /* a bandwidth window holds at least this many ops */
 
@@ -284,6 +292,7 @@ struct opts {
 	int quick, json, md, floor_only, no_floor;
 	size_t floor_hdr;   /* --floor-header: bytes in front of each message */
 	size_t floor_split; /* --floor-split: first read of each message */
+	int floor_stage;    /* --floor-stage: read through a staging buffer */
 	int rdma;	    /* --transport rdma */
 	int batch;	    /* BATCH_* */
 	int stripes;	    /* -1: the library default */
@@ -780,6 +789,29 @@ static size_t send_some(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* The staging buffers of --floor-stage: the server's and the client's. */
+static _Alignas(64) uint8_t g_floor_stage[2][FLOOR_STAGE];
+
+/* --floor-stage applies to a message of @n bytes with its header */
+static int floor_staged(size_t n)
+{
+	return opt.floor_stage && opt.floor_hdr + n <= FLOOR_STAGE;
+}
+
+/* One message of @n payload bytes behind opt.floor_hdr header bytes, read
+ * into @stage with recv() calls that ask for its free room, its payload
+ * then copied to @dst (--floor-stage). One message is in flight. */
+static void recv_staged(int fd, uint8_t *stage, uint8_t *dst, size_t n)
+{
+	size_t got = 0, total = opt.floor_hdr + n;
+
+	while (got < total)
+		got += recv_some(fd, stage + got, FLOOR_STAGE - got);
+	if (got != total)
+		die("floor recv: more than one message", 1);
+	memcpy(dst, stage + opt.floor_hdr, n);
+}
+
 static size_t stream_cap(size_t size)
 {
 	size_t cap = size > (64u << 10) ? size : 64u << 10;
@@ -1021,6 +1053,22 @@ static void srv_step(void)
 		break;
 	case M_FLOOR_PP: {
 		size_t want = S.req + opt.floor_hdr - S.got;
+
+		if (floor_staged(S.req)) {
+			/* the whole message comes in one recv() most often;
+			 * recv_staged() would spin here without a step */
+			S.got += recv_some(g_fd_srv, g_floor_stage[0] + S.got,
+					   FLOOR_STAGE - S.got);
+			if (S.got > S.req + opt.floor_hdr)
+				die("floor recv: more than one message", 1);
+			if (S.got == S.req + opt.floor_hdr) {
+				memcpy(S.rbuf, g_floor_stage[0] + opt.floor_hdr,
+				       S.req);
+				send_hdr_all(g_fd_srv, S.sbuf, S.size);
+				S.got = 0;
+			}
+			break;
+		}
 
 		/* --floor-split: the first read of a message takes at most
 		 * that many bytes */
@@ -1290,7 +1338,10 @@ static void lat_floor(int op, size_t size, uint64_t warm, uint64_t total,
 		uint64_t t0 = plx_now_ns();
 
 		send_hdr_all(g_fd_cli, C.sbuf, req);
-		recv_split(g_fd_cli, C.rbuf, size + opt.floor_hdr);
+		if (floor_staged(size))
+			recv_staged(g_fd_cli, g_floor_stage[1], C.rbuf, size);
+		else
+			recv_split(g_fd_cli, C.rbuf, size + opt.floor_hdr);
 		if (i >= warm)
 			out[i - warm] = plx_now_ns() - t0;
 	}
@@ -2106,7 +2157,13 @@ static void usage(const char *prog)
 		"  --floor-split R  the latency floor's receivers read the "
 		"first R bytes\n"
 		"                   of each message by themselves, then the "
-		"rest\n",
+		"rest\n"
+		"  --floor-stage    the latency floor's receivers read each "
+		"message\n"
+		"                   (up to 64 KiB with its header) into a "
+		"staging\n"
+		"                   buffer and copy it out, as pollux reads a "
+		"frame\n",
 		prog, MAX_WINDOW / 2);
 }
 
@@ -2132,6 +2189,8 @@ static int parse_args(int argc, char **argv)
 			opt.floor_only = 1;
 		} else if (!strcmp(a, "--no-floor")) {
 			opt.no_floor = 1;
+		} else if (!strcmp(a, "--floor-stage")) {
+			opt.floor_stage = 1;
 		} else if (!v) {
 			bad = 1;
 		} else if (!strcmp(a, "--ops")) {
@@ -2205,7 +2264,9 @@ static int parse_args(int argc, char **argv)
 	}
 	if (opt.rdma)
 		opt.no_floor = 1; /* the floor is a TCP socket */
-	if ((opt.json && opt.md) || (opt.floor_only && opt.no_floor)) {
+	/* a staged read has no first part read by itself */
+	if ((opt.json && opt.md) || (opt.floor_only && opt.no_floor) ||
+	    (opt.floor_stage && opt.floor_split)) {
 		usage(argv[0]);
 		return -1;
 	}
@@ -2366,6 +2427,9 @@ int main(int argc, char **argv)
 			printf("; latency floor: the first %zu bytes of each "
 			       "message read by themselves",
 			       opt.floor_split);
+		if (opt.floor_stage)
+			printf("; latency floor: messages up to 64 KiB read "
+			       "into a staging buffer and copied out");
 		printf("\nTCP congestion control %s%s; segments "
 		       "retransmitted during the measurements (all sockets, "
 		       "/proc/net/snmp): latency pollux %" PRIu64
