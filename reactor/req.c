@@ -176,7 +176,7 @@ PLX_API int plx_submit_call(struct plx_reactor *r, struct plx_req *req,
 	return 0;
 }
 
-int plx__req_begin(struct plx_reactor *r, struct plx_req *req)
+PLX__HOT int plx__req_begin(struct plx_reactor *r, struct plx_req *req)
 {
 	struct plx__reactor *x = plx__r(r);
 	uint32_t st;

@@ -42,12 +42,17 @@
 #include "transport/tcp/tcp_internal.h"
 
 /*
- * The data path's socket calls, as plain system calls. glibc's recv(),
- * send() and sendmsg() are cancellation points: each call switches
- * asynchronous cancellation on and off around the system call (about 35
- * instructions, callgrind), and a pthread_cancel() landing there would
- * unwind out of the middle of plx_reactor_poll(). syscall() is neither.
- * Sanitizer builds keep the libc calls, whose interceptors check the
+ * The data path's socket calls, as plain system calls that return the
+ * byte count or -errno. glibc's recv(), send() and sendmsg() are
+ * cancellation points: each call switches asynchronous cancellation on
+ * and off around the system call (about 35 instructions, callgrind), and a
+ * pthread_cancel() landing there would unwind out of the middle of
+ * plx_reactor_poll(). On x86-64 the system call is made inline: neither
+ * libc's syscall() nor errno is touched. After a system call (this
+ * project's VMs run the kernel with page-table isolation), every page and
+ * cache line the poll touches again costs more than in a loop without
+ * one, so the fewer the path touches the better (docs/benchmarks.md, stop
+ * 14). Sanitizer builds keep the libc calls, whose interceptors check the
  * buffers.
  */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -57,40 +62,83 @@
 #define PLX__LIBC_SOCKETS 1
 #endif
 #endif
-#if !defined(PLX__LIBC_SOCKETS) && defined(SYS_recvfrom) &&                    \
-	defined(SYS_sendto) && defined(SYS_sendmsg) && defined(SYS_recvmsg)
+#if !defined(PLX__LIBC_SOCKETS) && defined(__x86_64__) &&                      \
+	(defined(__GNUC__) || defined(__clang__))
+static inline long raw_syscall6(long nr, long a1, long a2, long a3, long a4,
+				long a5, long a6)
+{
+	register long r10 __asm__("r10") = a4;
+	register long r8 __asm__("r8") = a5;
+	register long r9 __asm__("r9") = a6;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10),
+			   "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret; /* -4095..-1: -errno */
+}
+
 static inline ssize_t sys_recv(int fd, void *buf, size_t len, int flags)
 {
-	return (ssize_t)syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
+	return raw_syscall6(SYS_recvfrom, fd, (long)buf, (long)len, flags, 0,
+			    0);
 }
 
 static inline ssize_t sys_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	return (ssize_t)syscall(SYS_recvmsg, fd, msg, flags);
+	return raw_syscall6(SYS_recvmsg, fd, (long)msg, flags, 0, 0, 0);
 }
 
 static inline ssize_t sys_send(int fd, const void *buf, size_t len, int flags)
 {
-	return (ssize_t)syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+	return raw_syscall6(SYS_sendto, fd, (long)buf, (long)len, flags, 0, 0);
 }
 
 static inline ssize_t sys_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	return (ssize_t)syscall(SYS_sendmsg, fd, msg, flags);
+	return raw_syscall6(SYS_sendmsg, fd, (long)msg, flags, 0, 0, 0);
 }
 #else
-#define sys_recv recv
-#define sys_recvmsg recvmsg
-#define sys_send send
-#define sys_sendmsg sendmsg
+static inline ssize_t neg_errno(ssize_t n)
+{
+	return n < 0 ? -(ssize_t)errno : n;
+}
+
+static inline ssize_t sys_recv(int fd, void *buf, size_t len, int flags)
+{
+	return neg_errno(recv(fd, buf, len, flags));
+}
+
+static inline ssize_t sys_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	return neg_errno(recvmsg(fd, msg, flags));
+}
+
+static inline ssize_t sys_send(int fd, const void *buf, size_t len, int flags)
+{
+	return neg_errno(send(fd, buf, len, flags));
+}
+
+static inline ssize_t sys_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	return neg_errno(sendmsg(fd, msg, flags));
+}
 #endif
+
+/* The status of a failed socket call's -errno @e */
+static int sock_status(ssize_t e)
+{
+	/* a send racing the peer's reset sees EPIPE: the same loss */
+	if (e == -EPIPE)
+		return PLX_ECONNRESET;
+	return e < 0 ? (int)e : PLX_EIO;
+}
 
 static int errno_status(void)
 {
-	/* a send racing the peer's reset sees EPIPE: the same loss */
-	if (errno == EPIPE)
-		return PLX_ECONNRESET;
-	return errno ? -errno : PLX_EIO;
+	return sock_status(errno ? -(ssize_t)errno : 0);
 }
 
 struct plx__conn *plx__conn_new(struct plx__tcp *t, int fd, uint8_t role,
@@ -231,8 +279,9 @@ PLX__HOT void plx__conn_queue(struct plx__conn *c, struct plx__txe *e)
 	c->txq_n++;
 }
 
-int plx__conn_send_ctrl(struct plx__conn *c, const struct plx__frame *f,
-			const void *payload, uint64_t len)
+PLX__HOT int plx__conn_send_ctrl(struct plx__conn *c,
+				 const struct plx__frame *f,
+				 const void *payload, uint64_t len)
 {
 	struct plx__ctrl *e = plx__conn_ctrl(c);
 	int n;
@@ -341,14 +390,14 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 		msg.msg_iovlen = (size_t)k;
 		n = tx_send(c, iov, k, &msg);
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR)
 				continue;
-			if (errno == EAGAIN) {
+			if (n == -EAGAIN) {
 				if (!c->want_out)
 					plx__tcp_watch(c, true);
 				return 0;
 			}
-			return errno_status();
+			return sock_status(n);
 		}
 		while (n > 0) {
 			struct plx__txe *e = c->txq_head;
@@ -1060,12 +1109,12 @@ void plx__conn_ack_now(struct plx__conn *c)
 		plx__conn_fail(c, rc);
 }
 
-/* Bytes arrived: the peer is alive, and this connection stays on the
- * direct-polling list for a while (striped pieces arrive in streams). */
+/* Bytes arrived: the peer is alive (the next tick stamps the time: no
+ * clock read per read), and this connection stays on the direct-polling
+ * list for a while (striped pieces arrive in streams). */
 PLX__HOT static void rx_seen(struct plx__conn *c)
 {
-	c->last_rx_ns = plx__now_coarse();
-	c->pings_out = 0;
+	c->rx_fresh = true;
 	c->hot_until = c->t->npolls + 4096;
 }
 
@@ -1074,8 +1123,8 @@ PLX__HOT static void rx_seen(struct plx__conn *c)
  * into place (a large one) is read together with a header's worth of
  * what follows it, into the empty staging buffer: while frames stream in,
  * the next header then comes with this read, not with a recv() of its
- * own. Return the payload bytes read (at most @want), or what the read
- * returned when it read none.
+ * own. Return the payload bytes read (at most @want), 0 when the peer
+ * closed, or -errno.
  */
 PLX__HOT static ssize_t rx_payload(struct plx__conn *c, uint8_t *dst,
 				   uint64_t want)
@@ -1222,10 +1271,10 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 			rc = PLX_ECONNRESET; /* orderly shutdown mid-session */
 			break;
 		}
-		if (errno == EINTR)
+		if (n == -EINTR)
 			continue;
-		if (errno != EAGAIN)
-			rc = errno_status();
+		if (n != -EAGAIN)
+			rc = sock_status(n);
 		else
 			idle = c->rx_state == PLX__RX_HDR && !c->rx_end;
 		break;

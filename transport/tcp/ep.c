@@ -763,6 +763,12 @@ static void conn_tick(struct plx__conn *c, uint64_t now)
 		return;
 	expire_list(t, &c->wait_ack, now);
 	expire_list(t, &c->wait_read, now);
+	if (c->rx_fresh) {
+		/* bytes arrived since the last tick (rx_seen()) */
+		c->rx_fresh = false;
+		c->last_rx_ns = now;
+		c->pings_out = 0;
+	}
 	if (c->rx_paused) {
 		/* we are the ones not reading: the peer's pongs wait unread in
 		 * the socket, so silence here proves nothing */
@@ -912,7 +918,7 @@ PLX__HOT static int op_start_as(struct plx_ep *ep, struct plx__op *o,
 	return 0;
 }
 
-void plx__ep_start_tcp(struct plx_ep *ep, struct plx__op *o)
+PLX__HOT void plx__ep_start_tcp(struct plx_ep *ep, struct plx__op *o)
 {
 	if (PLX__UNLIKELY(o->dev)) {
 		/* a GPUDirect op the RDMA channel gave back: staged */

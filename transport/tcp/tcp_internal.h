@@ -217,7 +217,8 @@ struct plx__conn {
 	uint64_t rx_unacked; /* payload bytes received since that ACK */
 	bool ack_due;	     /* an ACK must leave at the next flush, on a
 			      * data frame queued before it or on its own */
-	uint64_t last_rx_ns;
+	bool rx_fresh;	     /* bytes arrived since the last tick */
+	uint64_t last_rx_ns; /* the tick that saw bytes last (keepalive) */
 	uint32_t pings_out;
 	/* a WRITE landing in device memory through bounce slots (stage.c) */
 	bool rx_cuda;

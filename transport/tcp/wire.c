@@ -67,7 +67,7 @@
 _Static_assert(OFF_HELLO_NONCE + PLX__WIRE_NONCE == EXT + 64, "HELLO layout");
 _Static_assert(EXT + 64 == PLX__WIRE_HDR_MAX, "HELLO is the largest header");
 
-int plx__wire_ext_size(uint8_t opcode)
+PLX__HOT int plx__wire_ext_size(uint8_t opcode)
 {
 	switch (opcode) {
 	case PLX__OP_HELLO:
@@ -105,7 +105,7 @@ int plx__wire_ext_size(uint8_t opcode)
 	}
 }
 
-int plx__wire_hdr_size(uint8_t opcode)
+PLX__HOT int plx__wire_hdr_size(uint8_t opcode)
 {
 	int ext = plx__wire_ext_size(opcode);
 
@@ -114,7 +114,7 @@ int plx__wire_hdr_size(uint8_t opcode)
 
 static uint8_t opcode_flags(uint8_t opcode);
 
-int plx__wire_hdr_size_flags(uint8_t opcode, uint8_t flags)
+PLX__HOT int plx__wire_hdr_size_flags(uint8_t opcode, uint8_t flags)
 {
 	int hdr = plx__wire_hdr_size(opcode);
 
@@ -218,7 +218,7 @@ static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t n)
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <nmmintrin.h>
 
-__attribute__((target("sse4.2"))) static uint32_t
+PLX__HOT __attribute__((target("sse4.2"))) static uint32_t
 crc_hw(uint32_t crc, const uint8_t *p, size_t n)
 {
 	uint64_t c = crc;
@@ -275,7 +275,7 @@ static int crc_off(uint8_t opcode, const uint8_t *buf, int hdr)
 }
 
 /* The CRC of a header: every byte but the 4 of the CRC field. */
-static uint32_t header_crc(const uint8_t *buf, int hdr, int off)
+PLX__HOT static uint32_t header_crc(const uint8_t *buf, int hdr, int off)
 {
 	uint32_t crc = crc_update(~0u, buf, (size_t)off);
 
