@@ -798,18 +798,20 @@ static int floor_staged(size_t n)
 	return opt.floor_stage && opt.floor_hdr + n <= FLOOR_STAGE;
 }
 
-/* One message of @n payload bytes behind opt.floor_hdr header bytes, read
- * into @stage with recv() calls that ask for its free room, its payload
- * then copied to @dst (--floor-stage). One message is in flight. */
-static void recv_staged(int fd, uint8_t *stage, uint8_t *dst, size_t n)
+/* One recv() of a message of @n payload bytes behind opt.floor_hdr
+ * header bytes into @stage, asking for its free room (*@got bytes are in
+ * already). When the message is whole, its payload is copied to @dst and
+ * 1 returned (--floor-stage). One message is in flight. */
+static int stage_step(int fd, uint8_t *stage, uint8_t *dst, size_t n,
+		      size_t *got)
 {
-	size_t got = 0, total = opt.floor_hdr + n;
-
-	while (got < total)
-		got += recv_some(fd, stage + got, FLOOR_STAGE - got);
-	if (got != total)
+	*got += recv_some(fd, stage + *got, FLOOR_STAGE - *got);
+	if (*got > opt.floor_hdr + n)
 		die("floor recv: more than one message", 1);
+	if (*got < opt.floor_hdr + n)
+		return 0;
 	memcpy(dst, stage + opt.floor_hdr, n);
+	return 1;
 }
 
 static size_t stream_cap(size_t size)
@@ -1053,29 +1055,21 @@ static void srv_step(void)
 		break;
 	case M_FLOOR_PP: {
 		size_t want = S.req + opt.floor_hdr - S.got;
+		int whole;
 
 		if (floor_staged(S.req)) {
-			/* the whole message comes in one recv() most often;
-			 * recv_staged() would spin here without a step */
-			S.got += recv_some(g_fd_srv, g_floor_stage[0] + S.got,
-					   FLOOR_STAGE - S.got);
-			if (S.got > S.req + opt.floor_hdr)
-				die("floor recv: more than one message", 1);
-			if (S.got == S.req + opt.floor_hdr) {
-				memcpy(S.rbuf, g_floor_stage[0] + opt.floor_hdr,
-				       S.req);
-				send_hdr_all(g_fd_srv, S.sbuf, S.size);
-				S.got = 0;
-			}
-			break;
+			whole = stage_step(g_fd_srv, g_floor_stage[0], S.rbuf,
+					   S.req, &S.got);
+		} else {
+			/* --floor-split: the first read of a message takes at
+			 * most that many bytes */
+			if (S.got < opt.floor_split &&
+			    opt.floor_split - S.got < want)
+				want = opt.floor_split - S.got;
+			S.got += recv_some(g_fd_srv, S.rbuf + S.got, want);
+			whole = S.got == S.req + opt.floor_hdr;
 		}
-
-		/* --floor-split: the first read of a message takes at most
-		 * that many bytes */
-		if (S.got < opt.floor_split && opt.floor_split - S.got < want)
-			want = opt.floor_split - S.got;
-		S.got += recv_some(g_fd_srv, S.rbuf + S.got, want);
-		if (S.got == S.req + opt.floor_hdr) {
+		if (whole) {
 			send_hdr_all(g_fd_srv, S.sbuf, S.size);
 			S.got = 0;
 		}
@@ -1338,10 +1332,15 @@ static void lat_floor(int op, size_t size, uint64_t warm, uint64_t total,
 		uint64_t t0 = plx_now_ns();
 
 		send_hdr_all(g_fd_cli, C.sbuf, req);
-		if (floor_staged(size))
-			recv_staged(g_fd_cli, g_floor_stage[1], C.rbuf, size);
-		else
+		if (floor_staged(size)) {
+			size_t got = 0;
+
+			while (!stage_step(g_fd_cli, g_floor_stage[1], C.rbuf,
+					   size, &got))
+				;
+		} else {
 			recv_split(g_fd_cli, C.rbuf, size + opt.floor_hdr);
+		}
 		if (i >= warm)
 			out[i - warm] = plx_now_ns() - t0;
 	}

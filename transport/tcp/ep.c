@@ -763,15 +763,11 @@ static void conn_tick(struct plx__conn *c, uint64_t now)
 		return;
 	expire_list(t, &c->wait_ack, now);
 	expire_list(t, &c->wait_read, now);
-	if (c->rx_fresh) {
-		/* bytes arrived since the last tick (rx_seen()) */
+	/* bytes arrived since the last tick (rx_seen() stamps no time), or
+	 * we are the ones not reading: the peer's pongs wait unread in the
+	 * socket, so silence proves nothing */
+	if (c->rx_fresh || c->rx_paused) {
 		c->rx_fresh = false;
-		c->last_rx_ns = now;
-		c->pings_out = 0;
-	}
-	if (c->rx_paused) {
-		/* we are the ones not reading: the peer's pongs wait unread in
-		 * the socket, so silence here proves nothing */
 		c->last_rx_ns = now;
 		c->pings_out = 0;
 	}
