@@ -12,6 +12,10 @@
  *    batch, so it never reached the socket) gives the ACK back: it leaves
  *    on its own at the end of the batch, and the peer's write completes
  *    (without that, the peer waited until its op timed out).
+ * 3. The ACK of a write too large for the staging buffer leaves in the
+ *    target's next poll, with nothing else read or sent: a writer with
+ *    one op in flight waits for it (before, the next poll only found the
+ *    socket empty and the ACK left in the poll after that).
  */
 #include <string.h>
 
@@ -23,9 +27,11 @@
 #define ROUNDS 200
 #define MSG 64
 #define BIG (64 * 1024)
+#define LARGE (4 * PLX__TCP_STAGE) /* read straight into place */
 
 static struct side A, B;
 static uint8_t amem[BIG], bmem[BIG], src[BIG];
+static uint8_t large_src[LARGE], large_dst[LARGE];
 
 /* Poll both reactors and step the proxy (one thread, nothing spins). */
 static void poll_all(struct fproxy *px)
@@ -218,10 +224,44 @@ static void test_cancelled_rider_gives_ack_back(void)
 	teardown(NULL, bep, &ar, &br);
 }
 
+static void test_large_write_acked_next_poll(void)
+{
+	struct plx_ep *bep;
+	struct plx_desc ad, bd, ld;
+	struct plx_region ar, br, lr;
+	struct tracked bw;
+
+	connect_pair(NULL, &bep, &ad, &bd, &ar, &br);
+	EXPECT_OK(plx_mem_register(&A.r, &lr, large_dst, sizeof(large_dst),
+				   PLX_ACCESS_REMOTE_WRITE));
+	EXPECT_OK(plx_mem_desc(&A.r, &lr, &ld));
+	for (int i = 1; i <= 3; i++) {
+		uint8_t v = (uint8_t)(0x30 + i);
+
+		memset(large_src, v, sizeof(large_src));
+		tracked_init(&bw);
+		EXPECT_OK(plx_ep_write(bep, &bw.op, large_src, LARGE, &ld, 0));
+		/* until the last byte is in A's memory (A's poll that read
+		 * it ended the frame) */
+		EXPECT_TRUE(wait_byte(NULL, &large_dst[LARGE - 1], v, 2000));
+		EXPECT_EQ(large_dst[0], v);
+		/* one more poll of A; from here on only B polls */
+		plx_reactor_poll(&A.r);
+		for (uint64_t end = plx_now_ns() + 1000000000ull;
+		     !bw.done && plx_now_ns() < end;)
+			plx_reactor_poll(&B.r);
+		EXPECT_TRUE(bw.done);
+		EXPECT_OK(bw.status);
+	}
+	EXPECT_OK(plx_mem_deregister(&A.r, &lr));
+	teardown(NULL, bep, &ar, &br);
+}
+
 int main(void)
 {
 	test_ping_pong_acks_ride();
 	test_cancelled_rider_gives_ack_back();
+	test_large_write_acked_next_poll();
 	fprintf(stderr, "test_tcp_ack_ride: all passed\n");
 	return 0;
 }

@@ -1167,6 +1167,7 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 	 * are coming, and its owner resubmits a poll's completions in one
 	 * batch */
 	bool big_done = false;
+	bool ack_big = false;
 	uint32_t space;
 
 	for (int round = 0; round < 8 && c->state != PLX__C_DEAD; round++) {
@@ -1249,8 +1250,13 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 				idle = !c->rx_end;
 				break;
 			}
-			if (big_done && !c->rx_end)
+			if (big_done && !c->rx_end) {
+				/* most often nothing follows (the peer waits
+				 * for this ACK before its next op): one ACK per
+				 * large frame costs a streaming peer little */
+				ack_big = true;
 				break;
+			}
 			/* after a large frame, read just a header's worth
 			 * into staging, so the next large payload is copied
 			 * by the kernel straight into place, not through here */
@@ -1298,7 +1304,7 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 	 * socket is empty between frames, so a sender whose window is all in
 	 * flight never waits for it. Each ACK is a small segment that the
 	 * sender's kernel must process against its busy socket. */
-	if (idle || c->rx_seq - c->ack_sent >= PLX__TCP_ACK_FRAMES ||
+	if (idle || ack_big || c->rx_seq - c->ack_sent >= PLX__TCP_ACK_FRAMES ||
 	    c->rx_unacked >= PLX__TCP_ACK_BYTES)
 		/* due at the next flush: riding on a data frame queued before
 		 * it (the echo a completion callback sends) where the peer
