@@ -1016,6 +1016,32 @@ static void test_reset_mid_write_payload(void)
 	case_end();
 }
 
+/* The peer resets while its connection at the target is idle, and the
+ * target sends before it polls again: the send itself meets the reset
+ * (an idle connection's frame goes straight out, transport/tcp/conn.c,
+ * plx__conn_send_idle()). The op fails with the connection's cause, once,
+ * and the endpoint goes down with it. */
+static void test_reset_then_idle_send(void)
+{
+	static const char msg[] = "to a peer that reset";
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	struct tracked s;
+
+	case_begin("reset, then the target's send on the idle connection");
+	evil_handshake();
+	EXPECT_OK(setsockopt(E.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+	EXPECT_OK(close(E.fd)); /* RST, at once on loopback */
+	E.fd = -1;		/* evil_finish()'s close() does nothing */
+	evil_active = 0;
+	tracked_init(&s);
+	EXPECT_OK(plx_ep_send(T.evil_ep, &s.op, msg, sizeof(msg), 7));
+	WAIT_FOR(s.done, WAIT_MS);
+	EXPECT_STATUS(s.status, PLX_ECONNRESET);
+	EXPECT_EQ(s.done, 1);
+	evil_finish(PLX_ECONNRESET);
+	case_end();
+}
+
 /* The target holds a WRITE's ACK back while the next frame is arriving
  * (docs/tcp.md, "Coalesced acknowledgements"); a peer that then stops in
  * the middle of that frame must still get the ACK, from the periodic
@@ -1789,6 +1815,7 @@ int main(void)
 	test_protocol_violations_close();
 	test_truncated_frames();
 	test_reset_mid_write_payload();
+	test_reset_then_idle_send();
 	test_dribbled_frames_succeed();
 	test_frames_behind_ready_land();
 	test_held_ack_reaches_stalled_peer();

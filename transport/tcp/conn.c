@@ -339,10 +339,13 @@ PLX__HOT static ssize_t tx_send(struct plx__conn *c, const struct iovec *iov,
 	if (k == 1)
 		return sys_send(c->fd, iov[0].iov_base, iov[0].iov_len,
 				MSG_NOSIGNAL | MSG_DONTWAIT);
+	/* sizes first: a large frame copies nothing */
+	for (int i = 0; i < k && total <= PLX__TCP_GATHER; i++)
+		total += iov[i].iov_len;
+	if (total > PLX__TCP_GATHER)
+		return sys_sendmsg(c->fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	total = 0;
 	for (int i = 0; i < k; i++) {
-		if (iov[i].iov_len > PLX__TCP_GATHER - total)
-			return sys_sendmsg(c->fd, msg,
-					   MSG_NOSIGNAL | MSG_DONTWAIT);
 		memcpy(buf + total, iov[i].iov_base, iov[i].iov_len);
 		total += iov[i].iov_len;
 	}
@@ -422,6 +425,46 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 	if (c->state == PLX__C_DRAIN)
 		drain_check(c);
 	return 0;
+}
+
+/*
+ * Send @e, the only frame for an idle connection, without the queue: the
+ * connection has nothing queued, no EPOLLOUT armed and no ACK due that is
+ * not already riding in @e's header (the state in which
+ * plx__conn_flush() would queue nothing before @e and build the same one
+ * or two iovecs). What does not leave at once is queued as flush would
+ * leave it, and flush goes on with it. Saves the queue's and flush's
+ * bookkeeping on the per-message path (docs/benchmarks.md, "Stop 15").
+ */
+PLX__HOT int plx__conn_send_idle(struct plx__conn *c, struct plx__txe *e)
+{
+	struct iovec iov[2] = {{(void *)e->hdr, e->hdr_len},
+			       {(void *)e->payload, e->payload_len}};
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 1};
+	uint64_t len = e->hdr_len + e->payload_len;
+	ssize_t n;
+
+	if (e->payload_len)
+		msg.msg_iovlen = 2;
+	if (c->tx_dirty) {
+		c->tx_dirty = false;
+		c->t->ndirty--;
+	}
+	do /* (tx_send() would find the frame too large to gather) */
+		n = len > PLX__TCP_GATHER ?
+			    sys_sendmsg(c->fd, &msg,
+					MSG_NOSIGNAL | MSG_DONTWAIT) :
+			    tx_send(c, iov, (int)msg.msg_iovlen, &msg);
+	while (n == -EINTR);
+	if (PLX__LIKELY((uint64_t)n == len)) {
+		tx_done(c, e);
+		return 0;
+	}
+	plx__conn_queue(c, e);
+	if (n < 0)
+		return n == -EAGAIN ? plx__conn_flush(c) : sock_status(n);
+	e->sent = (uint64_t)n;
+	return plx__conn_flush(c);
 }
 
 /* ---- failure ------------------------------------------------------------ */

@@ -5,6 +5,7 @@
  * attaching connections after their handshake (simultaneous open, peer
  * restart), endpoint events and close.
  */
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -180,9 +181,12 @@ PLX__HOT struct plx__op *plx__ep_match(struct plx_ep *ep, uint64_t tag)
 /* Queue @o on connection @c (up). */
 PLX__HOT static void conn_submit(struct plx__conn *c, struct plx__op *o)
 {
-	struct plx__frame f = {.payload_len = 0};
+	struct plx__frame f;
 	int rc;
 
+	/* the data-path fields; hello and proof are read for HELLO and
+	 * READY only, and the whole struct is over 200 bytes */
+	memset(&f, 0, offsetof(struct plx__frame, hello));
 	o->conn = c;
 	o->state = PLX__S_TX;
 	switch (o->kind) {
@@ -230,6 +234,14 @@ PLX__HOT static void conn_submit(struct plx__conn *c, struct plx__op *o)
 	if (o->kind != PLX__K_READ) {
 		o->tx.payload = o->src;
 		o->tx.payload_len = f.payload_len;
+	}
+	if (!c->txq_head && !c->want_out && !o->ep->corked && !c->ack_due &&
+	    c->ack_sent == c->rx_seq) {
+		/* eager, and the connection's only frame: straight out */
+		rc = plx__conn_send_idle(c, &o->tx);
+		if (rc)
+			plx__conn_fail(c, rc);
+		return;
 	}
 	plx__conn_queue(c, &o->tx);
 	if (!c->want_out && !o->ep->corked) {

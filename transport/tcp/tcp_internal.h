@@ -341,6 +341,7 @@ int plx__tcp_resume_all(struct plx__tcp *t);
 void plx__tcp_reap(struct plx__tcp *t);
 int plx__conn_on_event(struct plx__conn *c, uint32_t events);
 int plx__conn_flush(struct plx__conn *c);
+int plx__conn_send_idle(struct plx__conn *c, struct plx__txe *e);
 void plx__conn_drain(struct plx__conn *c);
 void plx__conn_queue(struct plx__conn *c, struct plx__txe *e);
 struct plx__ctrl *plx__conn_ctrl(struct plx__conn *c);
