@@ -34,6 +34,10 @@ struct plx__registry {
 	struct plx__reg_entry *v;
 	uint32_t n;
 	uint32_t cap;
+	/* the region plx_mem_lookup() found last (a peer's frames name the
+	 * same region again and again): found without the sorted array's
+	 * binary search and cache lines; NULL once it leaves the registry */
+	struct plx_region *last;
 };
 
 /* Binary min-heap of armed timers, ordered by deadline. */

@@ -63,6 +63,7 @@ int plx__registry_init(struct plx__reactor *x)
 		return PLX_ENOMEM;
 	x->regs.n = 0;
 	x->regs.cap = cap;
+	x->regs.last = NULL;
 	x->st.regions = 0;
 	return 0;
 }
@@ -74,6 +75,7 @@ void plx__registry_fini(struct plx__reactor *x)
 	x->regs.v = NULL;
 	x->regs.n = 0;
 	x->regs.cap = 0;
+	x->regs.last = NULL;
 }
 
 /* Index of the first entry with key >= @key (n if none). */
@@ -96,8 +98,11 @@ static uint32_t registry_lower_bound(const struct plx__registry *g,
 static struct plx_region *registry_find(const struct plx__registry *g,
 					uint64_t key)
 {
-	uint32_t i = registry_lower_bound(g, key);
+	uint32_t i;
 
+	if (g->last && g->last->plx_key == key)
+		return g->last;
+	i = registry_lower_bound(g, key);
 	if (i < g->n && g->v[i].key == key)
 		return g->v[i].reg;
 	return NULL;
@@ -165,6 +170,8 @@ static void registry_remove(struct plx__reactor *x, struct plx_region *reg)
 		(size_t)(g->n - i - 1) * sizeof(g->v[0]));
 	g->n--;
 	x->st.regions--;
+	if (g->last == reg)
+		g->last = NULL;
 }
 
 /* Argument checks shared by both registration paths. */
@@ -348,6 +355,8 @@ int plx_mem_deregister(struct plx_reactor *r, struct plx_region *reg)
 		(size_t)(g->n - i - 1) * sizeof(g->v[0]));
 	g->n--;
 	x->st.regions--;
+	if (g->last == reg)
+		g->last = NULL;
 	/* no transport may touch the memory once this returns */
 	for (uint32_t k = 0; k < x->ntransports; k++) {
 		const struct plx__transport_ops *ops = x->transports[k].ops;
@@ -400,6 +409,7 @@ PLX__HOT int plx_mem_lookup(struct plx_reactor *r, uint64_t addr, uint64_t len,
 	reg = key ? registry_find(&x->regs, key) : NULL;
 	if (!reg)
 		return PLX_EKEYREJECTED;
+	x->regs.last = reg;
 	/*
 	 * [addr, addr + len) within [base, base + reg_len), written so that
 	 * nothing can overflow; a wrapping addr + len fails the last test.

@@ -189,6 +189,60 @@ static void test_deregister_rejects_key_at_once(void)
 	EXPECT_OK(plx_reactor_fini(&r));
 }
 
+/* The region found last is remembered (plx_mem_lookup() answers the same
+ * key without a search): whatever was found last, a deregistered key is
+ * refused at once, and the reactor never looks at a deregistered
+ * region's struct again (the caller may free it at once: under the asan
+ * tier a stale pointer would be a use after free). */
+static void test_last_found_forgotten_on_deregister(void)
+{
+	struct plx_reactor r;
+	struct plx_region *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+	struct plx_desc da, db, da2;
+
+	EXPECT_TRUE(a && b);
+	reactor_up(&r, 0);
+	EXPECT_OK(plx_mem_register(&r, a, arena, 256, RD | WR));
+	EXPECT_OK(plx_mem_register(&r, b, arena + 256, 256, RD | WR));
+	EXPECT_OK(plx_mem_desc(&r, a, &da));
+	EXPECT_OK(plx_mem_desc(&r, b, &db));
+	for (int i = 0; i < 3; i++) {
+		EXPECT_OK(plx_mem_lookup(&r, da.addr, 256, da.key, RD, NULL));
+		EXPECT_OK(plx_mem_lookup(&r, db.addr, 256, db.key, WR, NULL));
+	}
+	/* a, found last, goes (and is freed); b stays */
+	EXPECT_OK(plx_mem_lookup(&r, da.addr, 256, da.key, RD, NULL));
+	EXPECT_OK(plx_mem_deregister(&r, a));
+	free(a);
+	EXPECT_STATUS(plx_mem_lookup(&r, da.addr, 256, da.key, RD, NULL),
+		      PLX_EKEYREJECTED);
+	EXPECT_OK(plx_mem_lookup(&r, db.addr, 256, db.key, WR, NULL));
+	/* a new struct for the same memory: a new key, the old one refused
+	 * even right after a lookup of the new one */
+	a = malloc(sizeof(*a));
+	EXPECT_TRUE(a != NULL);
+	EXPECT_OK(plx_mem_register(&r, a, arena, 256, RD));
+	EXPECT_OK(plx_mem_desc(&r, a, &da2));
+	EXPECT_NE(da2.key, da.key);
+	EXPECT_OK(plx_mem_lookup(&r, da2.addr, 256, da2.key, RD, NULL));
+	EXPECT_STATUS(plx_mem_lookup(&r, da.addr, 256, da.key, RD, NULL),
+		      PLX_EKEYREJECTED);
+	EXPECT_STATUS(plx_mem_lookup(&r, da2.addr, 256, da2.key, WR, NULL),
+		      PLX_EACCES);
+	/* b, found last, goes while a stays */
+	EXPECT_OK(plx_mem_lookup(&r, db.addr, 256, db.key, WR, NULL));
+	EXPECT_OK(plx_mem_deregister(&r, b));
+	free(b);
+	EXPECT_STATUS(plx_mem_lookup(&r, db.addr, 256, db.key, WR, NULL),
+		      PLX_EKEYREJECTED);
+	EXPECT_OK(plx_mem_lookup(&r, da2.addr, 256, da2.key, RD, NULL));
+	EXPECT_OK(plx_mem_deregister(&r, a));
+	free(a);
+	EXPECT_STATUS(plx_mem_lookup(&r, da2.addr, 256, da2.key, RD, NULL),
+		      PLX_EKEYREJECTED);
+	EXPECT_OK(plx_reactor_fini(&r));
+}
+
 static void test_register_rejects_bad_arguments(void)
 {
 	struct plx_reactor r;
@@ -484,6 +538,7 @@ int main(void)
 	test_lookup_wrong_access_is_eacces();
 	test_unknown_key_is_rejected();
 	test_deregister_rejects_key_at_once();
+	test_last_found_forgotten_on_deregister();
 	test_register_rejects_bad_arguments();
 	test_fini_busy_while_registered();
 	test_register_full_registry_is_enospc();

@@ -221,9 +221,9 @@ PLX_API int plx_mem_desc(struct plx_reactor *r, const struct plx_region *reg,
 			 struct plx_desc *out);
 
 /*
- * plx_mem_lookup() - check a remote access against the registry, O(log n):
- * a live registration with key @key must contain [@addr, @addr + @len) and
- * grant every bit of @access.
+ * plx_mem_lookup() - check a remote access against the registry, O(log n)
+ * (O(1) for the key found last): a live registration with key @key must
+ * contain [@addr, @addr + @len) and grant every bit of @access.
  * @reg_out: the matching registration, or NULL.
  * Return: 0; PLX_EKEYREJECTED (no live registration has @key);
  * PLX_EFAULT (range outside the region, or wrapping); PLX_EACCES (access
