@@ -189,6 +189,23 @@ static void test_deregister_rejects_key_at_once(void)
 	EXPECT_OK(plx_reactor_fini(&r));
 }
 
+/* Look @gone up (so it is the region found last), deregister and free it:
+ * its key is refused at once and @stay's still found. */
+static void drop_found_last(struct plx_reactor *r, struct plx_region *gone,
+			    const struct plx_desc *dg, uint32_t gone_access,
+			    const struct plx_desc *stay, uint32_t stay_access)
+{
+	EXPECT_OK(plx_mem_lookup(r, dg->addr, 256, dg->key, gone_access, NULL));
+	EXPECT_OK(plx_mem_deregister(r, gone));
+	free(gone);
+	EXPECT_STATUS(plx_mem_lookup(r, dg->addr, 256, dg->key, gone_access,
+				     NULL),
+		      PLX_EKEYREJECTED);
+	if (stay)
+		EXPECT_OK(plx_mem_lookup(r, stay->addr, 256, stay->key,
+					 stay_access, NULL));
+}
+
 /* The region found last is remembered (plx_mem_lookup() answers the same
  * key without a search): whatever was found last, a deregistered key is
  * refused at once, and the reactor never looks at a deregistered
@@ -210,13 +227,7 @@ static void test_last_found_forgotten_on_deregister(void)
 		EXPECT_OK(plx_mem_lookup(&r, da.addr, 256, da.key, RD, NULL));
 		EXPECT_OK(plx_mem_lookup(&r, db.addr, 256, db.key, WR, NULL));
 	}
-	/* a, found last, goes (and is freed); b stays */
-	EXPECT_OK(plx_mem_lookup(&r, da.addr, 256, da.key, RD, NULL));
-	EXPECT_OK(plx_mem_deregister(&r, a));
-	free(a);
-	EXPECT_STATUS(plx_mem_lookup(&r, da.addr, 256, da.key, RD, NULL),
-		      PLX_EKEYREJECTED);
-	EXPECT_OK(plx_mem_lookup(&r, db.addr, 256, db.key, WR, NULL));
+	drop_found_last(&r, a, &da, RD, &db, WR); /* a goes, b stays */
 	/* a new struct for the same memory: a new key, the old one refused
 	 * even right after a lookup of the new one */
 	a = malloc(sizeof(*a));
@@ -229,17 +240,8 @@ static void test_last_found_forgotten_on_deregister(void)
 		      PLX_EKEYREJECTED);
 	EXPECT_STATUS(plx_mem_lookup(&r, da2.addr, 256, da2.key, WR, NULL),
 		      PLX_EACCES);
-	/* b, found last, goes while a stays */
-	EXPECT_OK(plx_mem_lookup(&r, db.addr, 256, db.key, WR, NULL));
-	EXPECT_OK(plx_mem_deregister(&r, b));
-	free(b);
-	EXPECT_STATUS(plx_mem_lookup(&r, db.addr, 256, db.key, WR, NULL),
-		      PLX_EKEYREJECTED);
-	EXPECT_OK(plx_mem_lookup(&r, da2.addr, 256, da2.key, RD, NULL));
-	EXPECT_OK(plx_mem_deregister(&r, a));
-	free(a);
-	EXPECT_STATUS(plx_mem_lookup(&r, da2.addr, 256, da2.key, RD, NULL),
-		      PLX_EKEYREJECTED);
+	drop_found_last(&r, b, &db, WR, &da2, RD); /* b goes, a stays */
+	drop_found_last(&r, a, &da2, RD, NULL, 0);
 	EXPECT_OK(plx_reactor_fini(&r));
 }
 
