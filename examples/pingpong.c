@@ -8,7 +8,15 @@
  *   pingpong --server [--port P]             echo server (one client, then
  *                                            exit)
  *   pingpong --client HOST --port P [--iters N]
- *   ... [--transport tcp|rdma]
+ *   ... [--transport tcp|rdma] [--cc NAME]
+ *
+ * --cc NAME sets the TCP congestion control of pollux's sockets
+ * (plx_tcp_config.congestion). With both sides in one process the default
+ * is "cubic": on loopback the system's usual BBR paced 1 MiB messages to
+ * about a third of their speed, for raw sockets as much as for pollux
+ * (docs/tcp.md, "Congestion control"); when the kernel refuses cubic, the
+ * system's algorithm is used and the header says so. --server and
+ * --client keep the system's unless --cc is given.
  *
  * --transport rdma attaches the RDMA transport to both sides (exit 2 when
  * there is no device: pollux reports PLX_EUNAVAIL), with a receive pool of
@@ -49,6 +57,8 @@
 #define POOL_DEPTH 4 /* receives posted per QP (rdma) */
 
 static int use_rdma;
+static const char *cc_name; /* --cc, or the one-process default; NULL:
+			     * the system's */
 
 static const size_t sizes[] = {8,	  64,	      512,     4096,
 			       32u << 10, 256u << 10, 1u << 20};
@@ -145,7 +155,16 @@ static int side_init(struct side *s, const char *listen_addr, uint16_t port,
 	plx_tcp_config_init(&cfg);
 	cfg.event_cb = on_event;
 	cfg.cb_arg = s;
+	cfg.congestion = cc_name;
 	rc = plx_tcp_init(&s->r, &cfg);
+	if (rc && cc_name) {
+		fprintf(stderr,
+			"plx_tcp_init with congestion control "
+			"\"%s\": %s\n",
+			cc_name, plx_strerror(rc));
+		side_fini(s);
+		return rc;
+	}
 	if (!rc && use_rdma)
 		rc = rdma_init(s);
 	if (!rc && listen_addr)
@@ -398,6 +417,9 @@ static int run_client(struct side *s, struct plx_ep *ep, uint64_t iters)
 	plx_op_init(&rop, NULL, NULL);
 	printf("pollux ping-pong, %s, send/recv, both sides busy-polling\n",
 	       use_rdma ? "RDMA (RC QPs set up over TCP)" : "TCP");
+	printf("TCP congestion control: %s\n",
+	       cc_name ? cc_name :
+			 "the system's (net.ipv4.tcp_congestion_control)");
 	printf("one-way latency = round trip / 2, in microseconds; msg/s "
 	       "counts both directions\n");
 	printf("%10s %8s %10s %10s %10s %12s\n", "size", "iters", "median",
@@ -557,6 +579,26 @@ static int mode_server(uint16_t port)
 	return rc;
 }
 
+/* Does this kernel let us set congestion control @name? */
+static int cc_allowed(const char *name)
+{
+	struct plx_reactor r;
+	struct plx_tcp_config cfg;
+	uint64_t end = plx_now_ns() + CONNECT_NS;
+	int rc;
+
+	if (plx_reactor_init(&r, NULL))
+		return 0;
+	plx_tcp_config_init(&cfg);
+	cfg.congestion = name;
+	rc = plx_tcp_init(&r, &cfg);
+	if (!rc)
+		plx_tcp_shutdown(&r);
+	while (plx_reactor_fini(&r) == PLX_EBUSY && plx_now_ns() < end)
+		plx_reactor_poll(&r);
+	return rc == 0;
+}
+
 /* Is there an RDMA device? (Said on stderr when not.) */
 static int rdma_available(void)
 {
@@ -578,10 +620,13 @@ static int rdma_available(void)
 static void usage(const char *prog)
 {
 	fprintf(stderr,
-		"usage: %s [--iters N] [--transport tcp|rdma]\n"
-		"       %s --server [--port P] [--transport tcp|rdma]\n"
+		"usage: %s [--iters N] [--transport tcp|rdma] [--cc NAME]\n"
+		"       %s --server [--port P] [--transport tcp|rdma] "
+		"[--cc NAME]\n"
 		"       %s --client HOST --port P [--iters N] "
-		"[--transport tcp|rdma]\n",
+		"[--transport tcp|rdma] [--cc NAME]\n"
+		"--cc: TCP congestion control (one process: cubic by "
+		"default)\n",
 		prog, prog, prog);
 }
 
@@ -610,6 +655,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--transport") && v) {
 			transport = v;
 			i++;
+		} else if (!strcmp(a, "--cc") && v) {
+			cc_name = v;
+			i++;
 		} else {
 			usage(argv[0]);
 			return 2;
@@ -624,6 +672,15 @@ int main(int argc, char **argv)
 	}
 	if (use_rdma && !rdma_available())
 		return 2;
+	if (!server && !host && !cc_name) {
+		/* both ends on this host */
+		cc_name = "cubic";
+		if (!cc_allowed(cc_name)) {
+			fprintf(stderr, "cubic refused by this kernel: using "
+					"the system's congestion control\n");
+			cc_name = NULL;
+		}
+	}
 	if (server)
 		return mode_server(port < 0 ? DEFAULT_PORT : (uint16_t)port);
 	if (host)
