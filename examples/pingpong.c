@@ -12,9 +12,9 @@
  *
  * --cc NAME sets the TCP congestion control of pollux's sockets
  * (plx_tcp_config.congestion). With both sides in one process the default
- * is "cubic": on loopback the system's usual BBR paced 1 MiB messages to
- * about a third of their speed, for raw sockets as much as for pollux
- * (docs/tcp.md, "Congestion control"); when the kernel refuses cubic, the
+ * is "cubic": on loopback the system's usual BBR made 1 MiB messages 2.5
+ * to 3 times slower, for raw sockets as much as for pollux (docs/tcp.md,
+ * "Congestion control"); when the kernel refuses cubic, the
  * system's algorithm is used and the header says so. --server and
  * --client keep the system's unless --cc is given.
  *
