@@ -85,14 +85,13 @@ static int check(const struct params *p, const uint8_t *blk, uint32_t id)
 	return 0;
 }
 
-/* Caller memory for a pool of @count blocks, formatted. */
 /*
  * Zero @len bytes at @mem twice: through the kernel (read() from
  * /dev/zero), then from user space. Both fault every page in; under some
  * hypervisors the first access to a page from kernel mode and the first
  * from user mode each trap on their own. On the development VM a first
  * pass of TCP over a fresh 128 MiB buffer that only user space had
- * written ran at 0.2-0.5 GB/s and later passes at 2.3-4.3 GB/s, for raw
+ * written ran at 0.2-0.5 GB/s and later passes at 2.1-4.3 GB/s, for raw
  * sockets as for pollux (docs/benchmarks.md, "Examples").
  */
 static void prefault(uint8_t *mem, size_t len)
@@ -113,6 +112,7 @@ static void prefault(uint8_t *mem, size_t len)
 	memset(mem, 0, len);
 }
 
+/* Caller memory for a pool of @count blocks, formatted. */
 static uint8_t *pool_make(struct plx_pool *pool, const struct params *p,
 			  size_t *len_out)
 {
