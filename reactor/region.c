@@ -160,7 +160,8 @@ static void regions_del(struct plx_reactor *r, struct plx_region *reg,
 	}
 }
 
-/* Take live @reg out of the sorted registry. */
+/* Take live @reg out of the sorted registry (and out of its memory of
+ * the region found last). */
 static void registry_remove(struct plx__reactor *x, struct plx_region *reg)
 {
 	struct plx__registry *g = &x->regs;
@@ -351,12 +352,7 @@ int plx_mem_deregister(struct plx_reactor *r, struct plx_region *reg)
 			return rc;
 	}
 
-	memmove(&g->v[i], &g->v[i + 1],
-		(size_t)(g->n - i - 1) * sizeof(g->v[0]));
-	g->n--;
-	x->st.regions--;
-	if (g->last == reg)
-		g->last = NULL;
+	registry_remove(x, reg);
 	/* no transport may touch the memory once this returns */
 	for (uint32_t k = 0; k < x->ntransports; k++) {
 		const struct plx__transport_ops *ops = x->transports[k].ops;

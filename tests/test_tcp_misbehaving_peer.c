@@ -1019,7 +1019,7 @@ static void test_reset_mid_write_payload(void)
 /* The peer resets while its connection at the target is idle, and the
  * target sends before it polls again: the send itself meets the reset
  * (an idle connection's frame goes straight out, transport/tcp/conn.c,
- * plx__conn_send_idle()). The op fails with the connection's cause, once,
+ * plx__conn_submit()). The op fails with the connection's cause, once,
  * and the endpoint goes down with it. */
 static void test_reset_then_idle_send(void)
 {

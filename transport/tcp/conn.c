@@ -326,33 +326,39 @@ PLX__HOT static void tx_done(struct plx__conn *c, struct plx__txe *e)
  * Small batches (a message and the ACK riding with it) are gathered into
  * one contiguous buffer and sent with send(): on this path the kernel's
  * iovec import costs more than copying a few dozen bytes. Anything larger
- * goes out with sendmsg() straight from the callers' buffers.
+ * goes out with sendmsg() straight from the callers' buffers. @total is
+ * the iovecs' bytes in all: the callers count them as they build them.
  */
 #define PLX__TCP_GATHER 256
 
 PLX__HOT static ssize_t tx_send(struct plx__conn *c, const struct iovec *iov,
-				int k, const struct msghdr *msg)
+				int k, const struct msghdr *msg, uint64_t total)
 {
 	uint8_t buf[PLX__TCP_GATHER];
-	size_t total = 0;
+	size_t off = 0;
 
 	if (k == 1)
 		return sys_send(c->fd, iov[0].iov_base, iov[0].iov_len,
 				MSG_NOSIGNAL | MSG_DONTWAIT);
-	/* sizes first: a large frame copies nothing */
-	for (int i = 0; i < k && total <= PLX__TCP_GATHER; i++)
-		total += iov[i].iov_len;
 	if (total > PLX__TCP_GATHER)
 		return sys_sendmsg(c->fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-	total = 0;
 	for (int i = 0; i < k; i++) {
-		memcpy(buf + total, iov[i].iov_base, iov[i].iov_len);
-		total += iov[i].iov_len;
+		memcpy(buf + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
 	}
 	return sys_send(c->fd, buf, total, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 static void send_ack(struct plx__conn *c);
+
+/* A flush is under way: the next poll need not flush @c. */
+PLX__HOT static void dirty_clear(struct plx__conn *c)
+{
+	if (c->tx_dirty) {
+		c->tx_dirty = false;
+		c->t->ndirty--;
+	}
+}
 
 PLX__HOT int plx__conn_flush(struct plx__conn *c)
 {
@@ -366,18 +372,16 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 	if ((c->rx_seq != c->ack_sent && c->txq_head) || c->ack_due)
 		send_ack(c);
 	c->ack_due = false;
-
-	if (c->tx_dirty) {
-		c->tx_dirty = false;
-		c->t->ndirty--;
-	}
+	dirty_clear(c);
 	while (c->txq_head && c->fd >= 0 && c->state != PLX__C_CONNECTING) {
+		uint64_t total = 0;
 		int k = 0;
 
 		for (struct plx__txe *e = c->txq_head;
 		     e && k < PLX__TCP_IOV - 1; e = e->next) {
 			uint64_t off = e->sent;
 
+			total += e->hdr_len + e->payload_len - off;
 			if (off < e->hdr_len) {
 				iov[k].iov_base = (void *)(e->hdr + off);
 				iov[k++].iov_len = e->hdr_len - off;
@@ -391,7 +395,7 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 			}
 		}
 		msg.msg_iovlen = (size_t)k;
-		n = tx_send(c, iov, k, &msg);
+		n = tx_send(c, iov, k, &msg, total);
 		if (n < 0) {
 			if (n == -EINTR)
 				continue;
@@ -428,33 +432,22 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 }
 
 /*
- * Send @e, the only frame for an idle connection, without the queue: the
- * connection has nothing queued, no EPOLLOUT armed and no ACK due that is
- * not already riding in @e's header (the state in which
- * plx__conn_flush() would queue nothing before @e and build the same one
- * or two iovecs). What does not leave at once is queued as flush would
- * leave it, and flush goes on with it. Saves the queue's and flush's
- * bookkeeping on the per-message path (docs/benchmarks.md, "Stop 15").
+ * Send @e, the only frame of an idle connection, without the queue. What
+ * does not leave at once is queued as plx__conn_flush() would leave it,
+ * and flush goes on with it.
  */
-PLX__HOT int plx__conn_send_idle(struct plx__conn *c, struct plx__txe *e)
+PLX__HOT static int send_idle(struct plx__conn *c, struct plx__txe *e)
 {
 	struct iovec iov[2] = {{(void *)e->hdr, e->hdr_len},
 			       {(void *)e->payload, e->payload_len}};
-	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 1};
+	struct msghdr msg = {.msg_iov = iov,
+			     .msg_iovlen = e->payload_len ? 2 : 1};
 	uint64_t len = e->hdr_len + e->payload_len;
 	ssize_t n;
 
-	if (e->payload_len)
-		msg.msg_iovlen = 2;
-	if (c->tx_dirty) {
-		c->tx_dirty = false;
-		c->t->ndirty--;
-	}
-	do /* (tx_send() would find the frame too large to gather) */
-		n = len > PLX__TCP_GATHER ?
-			    sys_sendmsg(c->fd, &msg,
-					MSG_NOSIGNAL | MSG_DONTWAIT) :
-			    tx_send(c, iov, (int)msg.msg_iovlen, &msg);
+	dirty_clear(c);
+	do
+		n = tx_send(c, iov, (int)msg.msg_iovlen, &msg, len);
 	while (n == -EINTR);
 	if (PLX__LIKELY((uint64_t)n == len)) {
 		tx_done(c, e);
@@ -464,6 +457,23 @@ PLX__HOT int plx__conn_send_idle(struct plx__conn *c, struct plx__txe *e)
 	if (n < 0)
 		return n == -EAGAIN ? plx__conn_flush(c) : sock_status(n);
 	e->sent = (uint64_t)n;
+	return plx__conn_flush(c);
+}
+
+PLX__HOT int plx__conn_submit(struct plx__conn *c, struct plx__txe *e,
+			      bool hold)
+{
+	if (hold || c->want_out) {
+		plx__conn_queue(c, e);
+		return 0;
+	}
+	/* the state in which flush would send nothing before @e (no ACK
+	 * owed but the one riding in its header) and build the same one or
+	 * two iovecs: skip the queue's and flush's bookkeeping on the
+	 * per-message path (docs/benchmarks.md, "Stop 15") */
+	if (!c->txq_head && !c->ack_due && c->ack_sent == c->rx_seq)
+		return send_idle(c, e);
+	plx__conn_queue(c, e);
 	return plx__conn_flush(c);
 }
 
@@ -1199,8 +1209,9 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 	 * syscall to hear EAGAIN (level-triggered epoll, or the next direct
 	 * poll, sees anything that arrives later) */
 	bool drained = false;
-	/* the loop stopped with the socket empty between frames: the peer
-	 * has nothing more in flight to us, so it may wait for our ACK */
+	/* the loop stopped with the socket empty between frames, or right
+	 * after a large frame (big_done): the peer has nothing more in
+	 * flight to us, so it may wait for our ACK */
 	bool idle = false;
 	/* a payload read straight into place ended its frame, and this side
 	 * waits for no responses: return to the owner rather than pay a
@@ -1210,7 +1221,6 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 	 * are coming, and its owner resubmits a poll's completions in one
 	 * batch */
 	bool big_done = false;
-	bool ack_big = false;
 	uint32_t space;
 
 	for (int round = 0; round < 8 && c->state != PLX__C_DEAD; round++) {
@@ -1294,10 +1304,11 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 				break;
 			}
 			if (big_done && !c->rx_end) {
-				/* most often nothing follows (the peer waits
-				 * for this ACK before its next op): one ACK per
-				 * large frame costs a streaming peer little */
-				ack_big = true;
+				/* taken as idle: most often nothing follows
+				 * (the peer waits for this ACK before its next
+				 * op), and one ACK per large frame costs a
+				 * streaming peer little */
+				idle = true;
 				break;
 			}
 			/* after a large frame, read just a header's worth
@@ -1347,7 +1358,7 @@ PLX__HOT int plx__conn_rx(struct plx__conn *c)
 	 * socket is empty between frames, so a sender whose window is all in
 	 * flight never waits for it. Each ACK is a small segment that the
 	 * sender's kernel must process against its busy socket. */
-	if (idle || ack_big || c->rx_seq - c->ack_sent >= PLX__TCP_ACK_FRAMES ||
+	if (idle || c->rx_seq - c->ack_sent >= PLX__TCP_ACK_FRAMES ||
 	    c->rx_unacked >= PLX__TCP_ACK_BYTES)
 		/* due at the next flush: riding on a data frame queued before
 		 * it (the echo a completion callback sends) where the peer

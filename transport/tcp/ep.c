@@ -235,21 +235,10 @@ PLX__HOT static void conn_submit(struct plx__conn *c, struct plx__op *o)
 		o->tx.payload = o->src;
 		o->tx.payload_len = f.payload_len;
 	}
-	if (!c->txq_head && !c->want_out && !o->ep->corked && !c->ack_due &&
-	    c->ack_sent == c->rx_seq) {
-		/* eager, and the connection's only frame: straight out */
-		rc = plx__conn_send_idle(c, &o->tx);
-		if (rc)
-			plx__conn_fail(c, rc);
-		return;
-	}
-	plx__conn_queue(c, &o->tx);
-	if (!c->want_out && !o->ep->corked) {
-		/* eager: an idle connection sends right away */
-		rc = plx__conn_flush(c);
-		if (rc)
-			plx__conn_fail(c, rc);
-	}
+	/* eager: sent at once unless in a batch or behind a full socket */
+	rc = plx__conn_submit(c, &o->tx, o->ep->corked);
+	if (rc)
+		plx__conn_fail(c, rc);
 }
 
 /* ---- striping ------------------------------------------------------------ */

@@ -341,7 +341,10 @@ int plx__tcp_resume_all(struct plx__tcp *t);
 void plx__tcp_reap(struct plx__tcp *t);
 int plx__conn_on_event(struct plx__conn *c, uint32_t events);
 int plx__conn_flush(struct plx__conn *c);
-int plx__conn_send_idle(struct plx__conn *c, struct plx__txe *e);
+/* plx__conn_submit() - queue frame @e on @c and send it now (straight
+ * out when it is the connection's only frame), unless @hold (a batch) or
+ * a full socket keeps it queued. Return: 0, or the connection's failure. */
+int plx__conn_submit(struct plx__conn *c, struct plx__txe *e, bool hold);
 void plx__conn_drain(struct plx__conn *c);
 void plx__conn_queue(struct plx__conn *c, struct plx__txe *e);
 struct plx__ctrl *plx__conn_ctrl(struct plx__conn *c);
