@@ -10,7 +10,8 @@
  * and send into a receive posted on device memory, at 64 MiB and at odd
  * sizes and offsets across chunk boundaries; every byte checked by
  * copying back with cudaMemcpy(). It prints the bandwidth of the 64 MiB
- * transfers (a figure, not a check).
+ * transfers, and of the same writes and reads between host regions in
+ * the same run, alternated, with the ratio (figures, not checks).
  */
 #include <dlfcn.h>
 
@@ -59,8 +60,9 @@ static void load_runtime(const char *lib)
 struct gside {
 	struct side s;
 	uint8_t *bounce;
-	struct plx_region breg, dreg, dreg2;
+	struct plx_region breg, dreg, dreg2, hreg;
 	uint8_t *dev, *dev2; /* BIG bytes each */
+	uint8_t *host;	     /* BIG bytes: the host baseline */
 };
 
 static struct gside A, B;
@@ -108,12 +110,18 @@ static void gside_up(struct gside *g, uint8_t id, const char *listen)
 				   PLX_ACCESS_ALL));
 	EXPECT_EQ(plx_cuda_region_path(&g->s.r, &g->dreg),
 		  PLX_CUDA_PATH_STAGING);
+	g->host = aligned_alloc(4096, BIG);
+	EXPECT_TRUE(g->host != NULL);
+	memset(g->host, 0, BIG); /* faulted in before it is measured */
+	EXPECT_OK(plx_mem_register(&g->s.r, &g->hreg, g->host, BIG,
+				   PLX_ACCESS_ALL));
 }
 
 static void gside_down(struct gside *g, struct gside *other)
 {
 	EXPECT_OK(plx_mem_deregister(&g->s.r, &g->dreg));
 	EXPECT_OK(plx_mem_deregister(&g->s.r, &g->dreg2));
+	EXPECT_OK(plx_mem_deregister(&g->s.r, &g->hreg));
 	EXPECT_OK(plx_tcp_shutdown(&g->s.r));
 	{
 		uint64_t end = plx_now_ns() + 10000000000ull;
@@ -130,6 +138,7 @@ static void gside_down(struct gside *g, struct gside *other)
 		EXPECT_OK(rc);
 	}
 	free(g->bounce);
+	free(g->host);
 	EXPECT_EQ(cu_free(g->dev), cudaSuccess);
 	EXPECT_EQ(cu_free(g->dev2), cudaSuccess);
 }
@@ -174,10 +183,58 @@ static double gbps(uint64_t bytes, uint64_t ns)
 	return ns ? (double)bytes / (double)ns : 0.0; /* bytes/ns = GB/s */
 }
 
+/* One BIG write (or read) between @local and B's region @d; its time. */
+static uint64_t timed_op(struct plx_ep *ep, int read, void *local,
+			 const struct plx_desc *d)
+{
+	struct tracked t;
+
+	tracked_init(&t);
+	if (read)
+		EXPECT_OK(plx_ep_read(ep, &t.op, local, BIG, d, 0));
+	else
+		EXPECT_OK(plx_ep_write(ep, &t.op, local, BIG, d, 0));
+	return wait_op(&t);
+}
+
+#define REPS 5
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Staged (device to remote device) against host to remote host, the same
+ * size and the same one thread, alternated REPS times: median figures. */
+static void compare_host(struct plx_ep *ep, const struct plx_desc *bd,
+			 const struct plx_desc *hd)
+{
+	for (int read = 0; read < 2; read++) {
+		uint64_t dev_ns[REPS], host_ns[REPS];
+		double dev, host;
+
+		for (int i = 0; i < REPS; i++) {
+			dev_ns[i] = timed_op(ep, read, A.dev, bd);
+			host_ns[i] = timed_op(ep, read, A.host, hd);
+		}
+		qsort(dev_ns, REPS, sizeof(dev_ns[0]), cmp_u64);
+		qsort(host_ns, REPS, sizeof(host_ns[0]), cmp_u64);
+		dev = gbps(BIG, dev_ns[REPS / 2]);
+		host = gbps(BIG, host_ns[REPS / 2]);
+		fprintf(stderr,
+			"%s 64 MiB, median of %d alternated: device %.3f GB/s, "
+			"host %.3f GB/s, device/host %.2f\n",
+			read ? "read" : "write", REPS, dev, host,
+			host > 0 ? dev / host : 0.0);
+	}
+}
+
 int main(void)
 {
 	const char *why = NULL;
-	struct plx_desc bd, bd2;
+	struct plx_desc bd, bd2, hd;
 	struct plx_ep *ep;
 	struct tracked t, r;
 	uint8_t *want, *scratch;
@@ -205,7 +262,9 @@ int main(void)
 	ep = A.s.accepted; /* A's endpoint to B */
 	EXPECT_OK(plx_mem_desc(&B.s.r, &B.dreg, &bd));
 	EXPECT_OK(plx_mem_desc(&B.s.r, &B.dreg2, &bd2));
+	EXPECT_OK(plx_mem_desc(&B.s.r, &B.hreg, &hd));
 	EXPECT_TRUE(bd.hints & PLX_HINT_CUDA);
+	EXPECT_TRUE(!(hd.hints & PLX_HINT_CUDA));
 	want = malloc(BIG);
 	scratch = malloc(BIG);
 	EXPECT_TRUE(want && scratch);
@@ -236,6 +295,9 @@ int main(void)
 		"read 64 MiB remote device -> device: %.3f GB/s "
 		"(%.1f ms)\n",
 		gbps(BIG, ns), (double)ns / 1e6);
+
+	/* the staged path against the host path, alternated */
+	compare_host(ep, &bd, &hd);
 
 	/* odd sizes and offsets, both ways */
 	for (size_t k = 0; k < sizeof(odd) / sizeof(odd[0]); k++) {
