@@ -106,6 +106,12 @@
  * posix_memalign and the mimalloc calls the library uses are wrapped at
  * link time (-Wl,--wrap, see examples/CMakeLists.txt) and counted, on both
  * threads, while pollux ops are being measured.
+ *
+ * Loop turns: while bandwidth is measured, each turn of the client's loop
+ * (its submissions, the flush that ends a batch, and one poll) is timed;
+ * the largest 99th percentile of any round and the longest turn are
+ * printed: how long a serving loop polling pollux would wait to do its own
+ * work (plx_tcp_config.flush_max bounds it; docs/tcp.md).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1366,6 +1372,37 @@ static int submit(int op, uint32_t i, size_t size, uint32_t slots)
 	}
 }
 
+/* The turns of the client's loop (its submissions, with the flush at the
+ * end of a batch, and one poll) in measured bandwidth windows: how long a
+ * serving loop that polls pollux would wait to do its own work. */
+#define TURNS_MAX (1u << 20)
+static uint64_t g_turns[TURNS_MAX]; /* one bandwidth round's turns, ns */
+static uint32_t g_nturns;
+static uint64_t g_turn_max, g_turn_p99; /* the largest of all rounds' */
+static int g_turn_op;
+static size_t g_turn_size;
+static uint32_t g_turn_w;
+
+/* A round's turns: keep its p99 and its longest if larger than so far. */
+static void turns_done(int op, size_t size, uint32_t w)
+{
+	uint64_t p99;
+
+	if (!g_nturns)
+		return;
+	qsort(g_turns, g_nturns, sizeof(g_turns[0]), cmp_u64);
+	p99 = g_turns[(uint64_t)g_nturns * 99 / 100];
+	if (p99 > g_turn_p99) {
+		g_turn_p99 = p99;
+		g_turn_op = op;
+		g_turn_size = size;
+		g_turn_w = w;
+	}
+	if (g_turns[g_nturns - 1] > g_turn_max)
+		g_turn_max = g_turns[g_nturns - 1];
+	g_nturns = 0;
+}
+
 /* One pollux bandwidth round; returns ops per second. */
 static double bw_pollux(int op, size_t size, uint32_t w)
 {
@@ -1393,7 +1430,7 @@ static double bw_pollux(int op, size_t size, uint32_t w)
 	/* the timed window opens and closes at a completion, so it holds a
 	 * whole number of ops; it lasts at least opt.secs and MIN_OPS ops */
 	for (int phase = 0; phase < 2;) {
-		uint64_t now, before = C.completed;
+		uint64_t now, before = C.completed, turn = plx_now_ns();
 
 		if (C.ndone) {
 			if (batch)
@@ -1407,9 +1444,11 @@ static double bw_pollux(int op, size_t size, uint32_t w)
 				plx_ep_batch_end(C.ep);
 		}
 		plx_reactor_poll(&C.r);
+		now = plx_now_ns();
+		if (phase == 1 && g_nturns < TURNS_MAX)
+			g_turns[g_nturns++] = now - turn;
 		if (C.completed == before)
 			continue;
-		now = plx_now_ns();
 		if (phase == 0 && now - start >= warm_ns) {
 			t0 = now;
 			c0 = C.completed;
@@ -1424,6 +1463,7 @@ static double bw_pollux(int op, size_t size, uint32_t w)
 		}
 	}
 	g_ops_measured += c1 - c0;
+	turns_done(op, size, w);
 	/* drain: every op comes home before the next test */
 	start = plx_now_ns();
 	while (C.ndone < w) {
@@ -2414,6 +2454,16 @@ int main(int argc, char **argv)
 		       ", server %" PRIu64 "\n",
 		       st1.heap_allocs - st0.heap_allocs,
 		       g_ctl.srv_heap - srv_heap0);
+		if (g_turn_max) {
+			char sz[32];
+
+			printf("client loop turns (submissions and one poll) "
+			       "while bandwidth was measured: p99 up to %.0f us "
+			       "(%s %s, window %u), longest %.0f us\n",
+			       (double)g_turn_p99 / 1e3, op_names[g_turn_op],
+			       size_str(g_turn_size, sz, sizeof(sz)), g_turn_w,
+			       (double)g_turn_max / 1e3);
+		}
 		printf("CPU: %s\n", cpu_desc());
 		printf("load average (1 min): %.2f at the start, %.2f at the "
 		       "end; stripes %u, batch %s",

@@ -45,6 +45,13 @@ struct plx_tcp_config {
 				      * beyond, new ones are closed at once
 				      * (each holds an fd and ~19 KiB until
 				      * it completes or handshake_timeout) */
+	uint32_t flush_max;	       /* bytes a connection hands its
+				      * socket in one flush at most; the
+				      * rest leaves at the next poll, so one
+				      * poll stays short while a long queue
+				      * streams to a fast reader; 4 MiB;
+				      * 64 KiB..1 GiB (docs/tcp.md, "Flush
+				      * budget") */
 	uint64_t op_timeout_ns;	       /* default per-op timeout; 30 s */
 	uint64_t handshake_timeout_ns; /* 5 s */
 	uint64_t keepalive_ns;	       /* idle time before a ping; 1 s */

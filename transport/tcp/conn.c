@@ -364,6 +364,11 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 {
 	struct iovec iov[PLX__TCP_IOV];
 	struct msghdr msg = {.msg_iov = iov};
+	/* plx_tcp_config.flush_max: with a fast reader (loopback, another
+	 * core) the kernel takes a long queue as fast as it is offered, and
+	 * one sendmsg() of 64 MiB kept the owner thread 30-40 ms in one poll
+	 * (docs/tcp.md, "Flush budget") */
+	uint64_t budget = c->t->cfg.flush_max;
 	ssize_t n;
 
 	/* an ACK held back rides with whatever leaves now, and one that is
@@ -377,22 +382,39 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 		uint64_t total = 0;
 		int k = 0;
 
+		if (budget < 4096) {
+			plx__conn_mark_dirty(c); /* the next poll goes on */
+			break;
+		}
 		for (struct plx__txe *e = c->txq_head;
-		     e && k < PLX__TCP_IOV - 1; e = e->next) {
-			uint64_t off = e->sent;
+		     e && k < PLX__TCP_IOV - 1 && total < budget; e = e->next) {
+			uint64_t off = e->sent, take;
+			bool cut;
 
-			total += e->hdr_len + e->payload_len - off;
 			if (off < e->hdr_len) {
 				iov[k].iov_base = (void *)(e->hdr + off);
 				iov[k++].iov_len = e->hdr_len - off;
+				total += e->hdr_len - off;
 				off = 0;
 			} else {
 				off -= e->hdr_len;
 			}
-			if (e->payload_len > off) {
+			/* a payload past the budget is cut at a 4 KiB
+			 * multiple (its header alone may have passed it),
+			 * and nothing after it may go before the rest of it */
+			take = e->payload_len - off;
+			cut = total + take > budget;
+			if (cut)
+				take = total < budget ?
+					       (budget - total) & ~4095ull :
+					       0;
+			if (take) {
 				iov[k].iov_base = (void *)(e->payload + off);
-				iov[k++].iov_len = e->payload_len - off;
+				iov[k++].iov_len = take;
+				total += take;
 			}
+			if (cut)
+				break;
 		}
 		msg.msg_iovlen = (size_t)k;
 		n = tx_send(c, iov, k, &msg, total);
@@ -406,6 +428,7 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 			}
 			return sock_status(n);
 		}
+		budget = (uint64_t)n < budget ? budget - (uint64_t)n : 0;
 		while (n > 0) {
 			struct plx__txe *e = c->txq_head;
 			uint64_t left = e->hdr_len + e->payload_len - e->sent;
@@ -471,7 +494,8 @@ PLX__HOT int plx__conn_submit(struct plx__conn *c, struct plx__txe *e,
 	 * owed but the one riding in its header) and build the same one or
 	 * two iovecs: skip the queue's and flush's bookkeeping on the
 	 * per-message path (docs/benchmarks.md, "Stop 15") */
-	if (!c->txq_head && !c->ack_due && c->ack_sent == c->rx_seq)
+	if (!c->txq_head && !c->ack_due && c->ack_sent == c->rx_seq &&
+	    e->hdr_len + e->payload_len <= c->t->cfg.flush_max)
 		return send_idle(c, e);
 	plx__conn_queue(c, e);
 	return plx__conn_flush(c);

@@ -41,6 +41,7 @@ PLX_API void plx_tcp_config_init(struct plx_tcp_config *cfg)
 	cfg->stripe_chunk = 256u << 10;
 	cfg->max_pieces = 4096;
 	cfg->max_handshakes = 256;
+	cfg->flush_max = 4u << 20;
 	cfg->op_timeout_ns = 30ull * 1000000000ull;
 	cfg->handshake_timeout_ns = 5ull * 1000000000ull;
 	cfg->keepalive_ns = 1000000000ull;
@@ -341,7 +342,9 @@ static int tcp_arm(struct plx_reactor *r, void *ctx)
 	t->arm_poll = t->npolls;
 	if (t->nunwatched)
 		rewatch_all(t);
-	return t->kick || t->ev_pending || t->nreap ? PLX_EBUSY : 0;
+	/* a flush that spent its budget left its connection dirty */
+	return t->kick || t->ev_pending || t->nreap || t->ndirty ? PLX_EBUSY :
+								   0;
 }
 
 static uint64_t tcp_live(struct plx_reactor *r, void *ctx)
@@ -410,6 +413,8 @@ static int config_check(const struct plx_tcp_config *c)
 	    !c->max_handshakes || !c->keepalive_probes)
 		return PLX_EINVAL;
 	if (c->unexpected_size > c->max_message || c->max_message > (1u << 30))
+		return PLX_EINVAL;
+	if (c->flush_max < (64u << 10) || c->flush_max > (1u << 30))
 		return PLX_EINVAL;
 	if (c->stripes > 8 ||
 	    (c->stripes && (!c->stripe_chunk || !c->max_pieces ||
