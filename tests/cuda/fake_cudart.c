@@ -19,6 +19,10 @@
  * the copy is not done). Queries of an event that is not the oldest one
  * still pending on its stream are counted (pollux must never make them).
  * cudaHostRegister()ed memory reports cudaMemoryTypeHost.
+ *
+ * Any thread may call it, as the real runtime: every call holds one lock
+ * (fake_lock.h), and the current device and the last error are per
+ * thread.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,15 +30,31 @@
 
 #include <cuda_runtime_api.h>
 
+#include "fake_lock.h"
+
 #define FAKE_MAX_ALLOCS 64
+
+static pthread_mutex_t fake_lk = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+pthread_mutex_t *fakecuda_lock(void)
+{
+	pthread_mutex_lock(&fake_lk);
+	return &fake_lk;
+}
+
+void fakecuda_unlock(pthread_mutex_t **held)
+{
+	pthread_mutex_unlock(*held);
+}
 
 static struct {
 	void *p;
 	size_t len;
 	int device;
 } allocs[FAKE_MAX_ALLOCS];
-static int current_device;
-static cudaError_t last_error;
+/* per thread, as in the real runtime */
+static __thread int current_device;
+static __thread cudaError_t last_error;
 static unsigned long attr_calls, set_device_calls;
 
 #define FAKE_QMAX 4096
@@ -90,6 +110,8 @@ unsigned long fakecuda_stat(const char *what);
 
 void *fakecuda_alloc(size_t len)
 {
+	FAKE_LOCKED;
+
 	for (int i = 0; i < FAKE_MAX_ALLOCS; i++)
 		if (!allocs[i].p) {
 			allocs[i].p = calloc(1, len);
@@ -102,6 +124,8 @@ void *fakecuda_alloc(size_t len)
 
 void fakecuda_free(void *p)
 {
+	FAKE_LOCKED;
+
 	for (int i = 0; i < FAKE_MAX_ALLOCS; i++)
 		if (allocs[i].p == p) {
 			free(p);
@@ -111,11 +135,15 @@ void fakecuda_free(void *p)
 
 unsigned long fakecuda_attr_calls(void)
 {
+	FAKE_LOCKED;
+
 	return attr_calls;
 }
 
 unsigned long fakecuda_set_device_calls(void)
 {
+	FAKE_LOCKED;
+
 	return set_device_calls;
 }
 
@@ -123,12 +151,16 @@ unsigned long fakecuda_set_device_calls(void)
  * of events already pending too). */
 void fakecuda_set_polls(int n)
 {
+	FAKE_LOCKED;
+
 	polls_needed = n < 1 ? 1 : n;
 }
 
 /* The @nth copy issued from now on (1: the next) fails; 0: none. */
 void fakecuda_fail_copy(long nth)
 {
+	FAKE_LOCKED;
+
 	fail_countdown = nth > 0 ? nth : -1;
 }
 
@@ -136,6 +168,8 @@ void fakecuda_fail_copy(long nth)
  * "host_registered" */
 unsigned long fakecuda_stat(const char *what)
 {
+	FAKE_LOCKED;
+
 	if (!strcmp(what, "issued"))
 		return copies_issued;
 	if (!strcmp(what, "done"))
@@ -157,6 +191,8 @@ unsigned long fakecuda_stat(const char *what)
 
 cudaError_t cudaGetDeviceCount(int *count)
 {
+	FAKE_LOCKED;
+
 	*count = ndevices();
 	if (*count > 0)
 		return cudaSuccess;
@@ -166,12 +202,16 @@ cudaError_t cudaGetDeviceCount(int *count)
 
 cudaError_t cudaGetDevice(int *device)
 {
+	FAKE_LOCKED;
+
 	*device = current_device;
 	return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device)
 {
+	FAKE_LOCKED;
+
 	set_device_calls++;
 	if (device < 0 || device >= ndevices())
 		return last_error = cudaErrorInvalidDevice;
@@ -182,6 +222,7 @@ cudaError_t cudaSetDevice(int device)
 cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a,
 				     const void *ptr)
 {
+	FAKE_LOCKED;
 	const char *c = ptr;
 
 	attr_calls++;
@@ -208,6 +249,7 @@ cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a,
 
 cudaError_t cudaGetLastError(void)
 {
+	FAKE_LOCKED;
 	cudaError_t e = last_error;
 
 	last_error = cudaSuccess;
@@ -216,6 +258,8 @@ cudaError_t cudaGetLastError(void)
 
 const char *cudaGetErrorName(cudaError_t err)
 {
+	FAKE_LOCKED;
+
 	switch (err) {
 	case cudaSuccess:
 		return "cudaSuccess";
@@ -234,18 +278,24 @@ const char *cudaGetErrorName(cudaError_t err)
 
 cudaError_t cudaRuntimeGetVersion(int *v)
 {
+	FAKE_LOCKED;
+
 	*v = 13000;
 	return cudaSuccess;
 }
 
 cudaError_t cudaDriverGetVersion(int *v)
 {
+	FAKE_LOCKED;
+
 	*v = 13000;
 	return cudaSuccess;
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 {
+	FAKE_LOCKED;
+
 	if (!(flags & cudaStreamNonBlocking))
 		return last_error = cudaErrorInvalidValue; /* pollux's own */
 	*s = calloc(1, sizeof(**s));
@@ -257,12 +307,16 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 
 cudaError_t cudaStreamDestroy(cudaStream_t s)
 {
+	FAKE_LOCKED;
+
 	free(s);
 	return cudaSuccess;
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
 {
+	FAKE_LOCKED;
+
 	(void)flags;
 	*e = calloc(1, sizeof(**e));
 	return *e ? cudaSuccess : (last_error = cudaErrorMemoryAllocation);
@@ -270,6 +324,8 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
 
 cudaError_t cudaEventDestroy(cudaEvent_t e)
 {
+	FAKE_LOCKED;
+
 	free(e);
 	return cudaSuccess;
 }
@@ -277,6 +333,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t e)
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n,
 			    enum cudaMemcpyKind kind, cudaStream_t s)
 {
+	FAKE_LOCKED;
 	struct fcopy *q;
 
 	(void)kind;
@@ -295,6 +352,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n,
 
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
+	FAKE_LOCKED;
+
 	if (!e || !s || s->ev_tail - s->ev_head == FAKE_QMAX)
 		return last_error = cudaErrorInvalidValue;
 	e->s = s;
@@ -308,6 +367,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 
 cudaError_t cudaEventQuery(cudaEvent_t e)
 {
+	FAKE_LOCKED;
 	struct CUstream_st *s = e->s;
 
 	event_queries++;
@@ -341,6 +401,8 @@ cudaError_t cudaEventQuery(cudaEvent_t e)
 
 cudaError_t cudaHostRegister(void *p, size_t n, unsigned flags)
 {
+	FAKE_LOCKED;
+
 	(void)flags;
 	for (int i = 0; i < FAKE_MAX_ALLOCS; i++)
 		if (!pinned[i].p) {
@@ -354,6 +416,8 @@ cudaError_t cudaHostRegister(void *p, size_t n, unsigned flags)
 
 cudaError_t cudaHostUnregister(void *p)
 {
+	FAKE_LOCKED;
+
 	for (int i = 0; i < FAKE_MAX_ALLOCS; i++)
 		if (pinned[i].p == p) {
 			pinned[i].p = NULL;

@@ -30,6 +30,8 @@
 #include <cuda.h>
 #include <cuda_runtime_api.h>
 
+#include "fake_lock.h"
+
 void *fakecuda_alloc(size_t len);
 void fakecuda_free(void *p);
 void fakecuda_gdr_set(int entry_points, int export_result);
@@ -54,12 +56,16 @@ static uintptr_t page(void)
 
 void fakecuda_gdr_set(int ep, int res)
 {
+	FAKE_LOCKED;
+
 	entry_points = ep;
 	export_result = (CUresult)res;
 }
 
 unsigned long fakecuda_gdr_stat(const char *what)
 {
+	FAKE_LOCKED;
+
 	if (!strcmp(what, "lookups"))
 		return lookups;
 	if (!strcmp(what, "exports"))
@@ -87,6 +93,7 @@ static int block_of(uintptr_t p)
 static CUresult fake_get_range(CUdeviceptr *base, size_t *size,
 			       CUdeviceptr dptr)
 {
+	FAKE_LOCKED;
 	int i = block_of((uintptr_t)dptr);
 
 	if (i < 0)
@@ -102,6 +109,7 @@ static CUresult fake_get_handle(void *handle, CUdeviceptr dptr, size_t size,
 				CUmemRangeHandleType type,
 				unsigned long long flags)
 {
+	FAKE_LOCKED;
 	uintptr_t p = (uintptr_t)dptr, ps = page();
 	int i = block_of(p), fd;
 
@@ -129,6 +137,7 @@ cudaGetDriverEntryPointByVersion(const char *symbol, void **fn,
 				 unsigned int version, unsigned long long flags,
 				 enum cudaDriverEntryPointQueryResult *status)
 {
+	FAKE_LOCKED;
 	void *f = NULL;
 
 	(void)flags;
@@ -154,6 +163,7 @@ cudaGetDriverEntryPointByVersion(const char *symbol, void **fn,
 
 cudaError_t cudaMalloc(void **p, size_t n)
 {
+	FAKE_LOCKED;
 	uintptr_t ps = page(), len = (n + ps - 1) & ~(ps - 1), raw;
 
 	if (!p || !n)
@@ -176,6 +186,8 @@ cudaError_t cudaMalloc(void **p, size_t n)
 
 cudaError_t cudaFree(void *p)
 {
+	FAKE_LOCKED;
+
 	if (!p)
 		return cudaSuccess;
 	for (int i = 0; i < GDR_MAX; i++)
@@ -191,6 +203,8 @@ cudaError_t cudaFree(void *p)
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n,
 		       enum cudaMemcpyKind kind)
 {
+	FAKE_LOCKED;
+
 	(void)kind;
 	if ((!dst || !src) && n)
 		return cudaErrorInvalidValue;
