@@ -339,21 +339,22 @@ static void check(size_t size, uint32_t seed)
 	if (!want || !got)
 		die("out of memory", 0);
 	fill(want, size, seed);
-	if (cu_memcpy(C.dev, want, size, CU_H2D))
-		die("cudaMemcpy to the device", 0);
-	one_op(OP_WRITE, size);
-	if (cu_memcpy(got, S.dev, size, CU_D2H))
-		die("cudaMemcpy from the device", 0);
-	if (memcmp(got, want, size))
-		die("a staged write landed wrong bytes", 0);
-	memset(got, 0, size);
-	if (cu_memcpy(C.dev, got, size, CU_H2D))
-		die("cudaMemcpy to the device", 0);
-	one_op(OP_READ, size);
-	if (cu_memcpy(got, C.dev, size, CU_D2H))
-		die("cudaMemcpy from the device", 0);
-	if (memcmp(got, want, size))
-		die("a staged read landed wrong bytes", 0);
+	for (int op = OP_WRITE; op <= OP_READ; op++) {
+		/* the client's buffer holds the pattern for the write and
+		 * zeroes (@got, cleared) before the read brings it back */
+		if (cu_memcpy(C.dev, op == OP_WRITE ? want : got, size, CU_H2D))
+			die("cudaMemcpy to the device", 0);
+		one_op(op, size);
+		if (cu_memcpy(got, op == OP_WRITE ? S.dev : C.dev, size,
+			      CU_D2H))
+			die("cudaMemcpy from the device", 0);
+		if (memcmp(got, want, size))
+			die(op == OP_WRITE ?
+				    "a staged write landed wrong bytes" :
+				    "a staged read landed wrong bytes",
+			    0);
+		memset(got, 0, size);
+	}
 	free(want);
 	free(got);
 }

@@ -135,6 +135,20 @@ static inline uint64_t plx_test_rand(uint64_t *s)
 	return x * 0x2545F4914F6CDD1Dull;
 }
 
+/* @n bytes of a pattern that depends on @seed and on each byte's place
+ * (a misplaced or stale byte shows): xorshift32. */
+static inline void plx_test_fill(uint8_t *p, size_t n, uint32_t seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (uint8_t)x;
+	}
+}
+
 /* CI=true selects the smaller preset of stress tests. */
 static inline int plx_test_ci(void)
 {

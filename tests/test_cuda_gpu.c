@@ -143,18 +143,6 @@ static void gside_down(struct gside *g, struct gside *other)
 	EXPECT_EQ(cu_free(g->dev2), cudaSuccess);
 }
 
-static void fill(uint8_t *h, size_t n, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		h[i] = (uint8_t)x;
-	}
-}
-
 /* Device bytes [@d, @d + @n) equal @want? (copied back to the host) */
 static void expect_dev(const uint8_t *d, const uint8_t *want, size_t n,
 		       uint8_t *scratch)
@@ -270,7 +258,7 @@ int main(void)
 	EXPECT_TRUE(want && scratch);
 
 	/* write: A's device memory into B's, 64 MiB */
-	fill(want, BIG, 1);
+	plx_test_fill(want, BIG, 1);
 	EXPECT_EQ(cu_memcpy(A.dev, want, BIG, cudaMemcpyHostToDevice),
 		  cudaSuccess);
 	tracked_init(&t);
@@ -303,7 +291,7 @@ int main(void)
 	for (size_t k = 0; k < sizeof(odd) / sizeof(odd[0]); k++) {
 		uint64_t off = odd[k].off, len = odd[k].len;
 
-		fill(want, len, 10 + (uint32_t)k);
+		plx_test_fill(want, len, 10 + (uint32_t)k);
 		EXPECT_EQ(cu_memcpy(A.dev + off, want, len,
 				    cudaMemcpyHostToDevice),
 			  cudaSuccess);
@@ -327,7 +315,7 @@ int main(void)
 			if (B.s.ev[i] == PLX_EP_CONNECTED)
 				bep = B.s.ev_ep[i];
 		EXPECT_TRUE(bep != NULL);
-		fill(want, SEND_MAX, 99);
+		plx_test_fill(want, SEND_MAX, 99);
 		EXPECT_EQ(cu_memcpy(A.dev, want, SEND_MAX,
 				    cudaMemcpyHostToDevice),
 			  cudaSuccess);

@@ -63,18 +63,6 @@ static void teardown(struct plx_region *br)
 	side_fini(&B, NULL);
 }
 
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (uint8_t)x;
-	}
-}
-
 static void test_header_across_the_budget(void)
 {
 	struct plx_region br;
@@ -86,7 +74,7 @@ static void test_header_across_the_budget(void)
 		uint64_t len1 = BUDGET - 48 - below, len2 = 64 * 1024;
 		struct tracked w1, w2;
 
-		fill(src, len1 + len2, (uint32_t)below);
+		plx_test_fill(src, len1 + len2, (uint32_t)below);
 		tracked_init(&w1);
 		tracked_init(&w2);
 		EXPECT_OK(plx_ep_batch_begin(ep));
@@ -145,7 +133,7 @@ static void test_flush_bounded(void)
 	uint64_t sent = 0, end;
 	int all;
 
-	fill(src, NBIG * MIB, 7);
+	plx_test_fill(src, NBIG * MIB, 7);
 	memset(dst, 0, REGION);
 	EXPECT_EQ(pthread_create(&th, NULL, b_thread, NULL), 0);
 	while (!__atomic_load_n(&b_ready, __ATOMIC_ACQUIRE))
