@@ -15,7 +15,7 @@
  *    flush at the end of the batch sends at most the budget, and every
  *    write then completes and lands. Without the budget, that flush kept
  *    the thread in sendmsg() until most of the 16 MiB had left.
- * 3. The default is 4 MiB; below 64 KiB or above 1 GiB, plx_tcp_init()
+ * 3. The default is 8 MiB; below 64 KiB or above 1 GiB, plx_tcp_init()
  *    refuses the configuration.
  */
 #include <pthread.h>
@@ -184,7 +184,7 @@ static void test_config(void)
 	struct plx_reactor r;
 
 	plx_tcp_config_init(&cfg);
-	EXPECT_EQ(cfg.flush_max, 4u << 20);
+	EXPECT_EQ(cfg.flush_max, 8u << 20);
 	EXPECT_OK(plx_reactor_init(&r, NULL));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		plx_tcp_config_init(&cfg);

@@ -49,7 +49,7 @@ struct plx_tcp_config {
 				      * socket in one flush at most; the
 				      * rest leaves at the next poll, so one
 				      * poll stays short while a long queue
-				      * streams to a fast reader; 4 MiB;
+				      * streams to a fast reader; 8 MiB;
 				      * 64 KiB..1 GiB (docs/tcp.md, "Flush
 				      * budget") */
 	uint64_t op_timeout_ns;	       /* default per-op timeout; 30 s */

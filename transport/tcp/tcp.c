@@ -41,7 +41,7 @@ PLX_API void plx_tcp_config_init(struct plx_tcp_config *cfg)
 	cfg->stripe_chunk = 256u << 10;
 	cfg->max_pieces = 4096;
 	cfg->max_handshakes = 256;
-	cfg->flush_max = 4u << 20;
+	cfg->flush_max = 8u << 20;
 	cfg->op_timeout_ns = 30ull * 1000000000ull;
 	cfg->handshake_timeout_ns = 5ull * 1000000000ull;
 	cfg->keepalive_ns = 1000000000ull;
