@@ -285,7 +285,7 @@ static double measure(int op, int mem, size_t size, unsigned window)
 	t0 = plx_now_ns();
 	do
 		plx_reactor_poll(&C.r);
-	while (!M.err && (t1 = plx_now_ns()) - t0 < (uint64_t)(opt.time * 1e9));
+	while (!M.err && plx_now_ns() - t0 < (uint64_t)(opt.time * 1e9));
 	t1 = plx_now_ns();
 	b0 = M.bytes - b0;
 	M.stopping = 1;
