@@ -5,8 +5,8 @@
  * the next poll. The sides here use 1 MiB.
  *
  * 1. Two writes in one batch, the first ending just below the budget, so
- *    that the second one's header crosses it (every end from 256 bytes
- *    below the budget to 1 below): both complete and land. The first
+ *    that the second one's header crosses it (ends 8 to 256 bytes below
+ *    the budget, in steps of 8): both complete and land. The first
  *    version of the budget computed the cut of the second payload from a
  *    total already past the budget, and its sendmsg() failed with
  *    EINVAL, which took the connection down (found on a GPU machine).
