@@ -87,7 +87,7 @@ struct side {
 static struct side S, C;
 static struct plx_desc g_desc[2]; /* the server's, by MEM_ */
 static uint16_t g_port;
-static int g_ready, g_stop, g_connected, g_closing;
+static int g_ready, g_stop, g_connected;
 static struct plx_cuda_stats g_srv_stats; /* the server's, at its end */
 
 static void die(const char *what, int rc)
@@ -141,7 +141,7 @@ static void ep_event(struct plx_reactor *r, struct plx_ep *ep, int event,
 	if (event == PLX_EP_CONNECTED)
 		g_connected = 1;
 	else if ((event == PLX_EP_DOWN || event == PLX_EP_CLOSED) &&
-		 !__atomic_load_n(&g_closing, __ATOMIC_ACQUIRE))
+		 !__atomic_load_n(&g_stop, __ATOMIC_ACQUIRE))
 		die("the connection went down", status);
 }
 
@@ -622,7 +622,6 @@ int main(int argc, char **argv)
 	}
 	if (plx_cuda_stats(&C.r, &cs))
 		die("plx_cuda_stats", 0);
-	__atomic_store_n(&g_closing, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&g_stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	printf("\n");

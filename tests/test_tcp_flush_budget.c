@@ -17,6 +17,11 @@
  *    the thread in sendmsg() until most of the 16 MiB had left.
  * 3. The default is 8 MiB; below 64 KiB or above 1 GiB, plx_tcp_init()
  *    refuses the configuration.
+ * 4. The eager send's full socket: 1 KiB writes, one at a time, into a
+ *    peer that does not read (small socket buffers). Each leaves whole,
+ *    with nothing queued, until one finds the socket full: it is queued
+ *    (here the kernel took part of it) with EPOLLOUT armed, later writes
+ *    queue behind it, and all land once the peer reads.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -198,6 +203,72 @@ static void test_config(void)
 	EXPECT_OK(plx_reactor_fini(&r));
 }
 
+static void small_buffers(struct side *s)
+{
+	no_stripes(s);
+	s->cfg.sndbuf = 64 * 1024;
+	s->cfg.rcvbuf = 64 * 1024;
+}
+
+static void test_eager_send_full_socket(void)
+{
+	enum {
+		MSG = 1024,
+		MAX_OPS = 4000,
+		MORE = 8
+	};
+	static struct tracked w[MAX_OPS + MORE];
+	struct plx_region br;
+	struct plx_desc bd;
+	struct plx_ep *ep;
+	struct plx__conn *c;
+	int n = 0, all;
+	uint64_t end;
+
+	side_init_with(&B, "127.0.0.1", NULL, NULL, small_buffers);
+	side_init_with(&A, NULL, NULL, NULL, small_buffers);
+	EXPECT_OK(plx_mem_register(&B.r, &br, dst, REGION,
+				   PLX_ACCESS_REMOTE_WRITE));
+	EXPECT_OK(plx_mem_desc(&B.r, &br, &bd));
+	EXPECT_OK(plx_tcp_connect(&A.r, "127.0.0.1", B.port, &ep));
+	EXPECT_TRUE(pair_wait_event(&A, &B, &A, PLX_EP_CONNECTED, 5000));
+	EXPECT_TRUE(pair_wait_event(&A, &B, &B, PLX_EP_ACCEPTED, 5000));
+	c = ep->conns;
+	EXPECT_TRUE(c && !c->txq_head && !c->want_out);
+	plx_test_fill(src, (size_t)(MAX_OPS + MORE) * MSG, 4);
+	/* B is not polled: nothing is read, no ACK comes back */
+	while (!c->want_out && n < MAX_OPS) {
+		EXPECT_TRUE(!c->txq_head); /* the last one left whole */
+		tracked_init(&w[n]);
+		EXPECT_OK(plx_ep_write(ep, &w[n].op, src + (size_t)n * MSG, MSG,
+				       &bd, (uint64_t)n * MSG));
+		n++;
+	}
+	fprintf(stderr, "the socket was full at write %d\n", n);
+	EXPECT_TRUE(c->want_out);
+	EXPECT_EQ(c->txq_n, 1);
+	EXPECT_TRUE(c->txq_head ==
+		    &plx__op(&w[n - 1].op)->tx); /* the last one */
+	for (int i = 0; i < MORE; i++, n++) {
+		tracked_init(&w[n]);
+		EXPECT_OK(plx_ep_write(ep, &w[n].op, src + (size_t)n * MSG, MSG,
+				       &bd, (uint64_t)n * MSG));
+	}
+	EXPECT_EQ(c->txq_n, 1 + MORE);
+	end = plx_now_ns() + 10000000000ull;
+	do {
+		pair_poll(&A, &B);
+		all = 1;
+		for (int i = 0; i < n; i++)
+			all &= w[i].done;
+	} while (!all && plx_now_ns() < end);
+	EXPECT_TRUE(all);
+	for (int i = 0; i < n; i++)
+		EXPECT_OK(w[i].status);
+	EXPECT_TRUE(!memcmp(dst, src, (size_t)n * MSG));
+	teardown(&br);
+}
+
 int main(void)
 {
 	src = malloc(REGION);
@@ -206,6 +277,7 @@ int main(void)
 	test_header_across_the_budget();
 	test_flush_bounded();
 	test_config();
+	test_eager_send_full_socket();
 	free(src);
 	free(dst);
 	fprintf(stderr, "test_tcp_flush_budget: passed\n");

@@ -360,6 +360,10 @@ PLX__HOT static void dirty_clear(struct plx__conn *c)
 	}
 }
 
+/* a payload cut by the flush budget is cut at a multiple of this, and a
+ * budget left smaller than it waits for the next poll */
+#define PLX__TCP_CUT 4096
+
 PLX__HOT int plx__conn_flush(struct plx__conn *c)
 {
 	struct iovec iov[PLX__TCP_IOV];
@@ -382,7 +386,7 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 		uint64_t total = 0;
 		int k = 0;
 
-		if (budget < 4096) {
+		if (budget < PLX__TCP_CUT) {
 			plx__conn_mark_dirty(c); /* the next poll goes on */
 			break;
 		}
@@ -399,15 +403,17 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 			} else {
 				off -= e->hdr_len;
 			}
-			/* a payload past the budget is cut at a 4 KiB
-			 * multiple (its header alone may have passed it),
-			 * and nothing after it may go before the rest of it */
+			/* a payload past the budget is cut (its header
+			 * alone may have passed it), and nothing after it may
+			 * go before the rest of it */
 			take = e->payload_len - off;
 			cut = total + take > budget;
-			if (cut)
-				take = total < budget ?
-					       (budget - total) & ~4095ull :
-					       0;
+			if (cut) {
+				uint64_t room =
+					total < budget ? budget - total : 0;
+
+				take = room - room % PLX__TCP_CUT;
+			}
 			if (take) {
 				iov[k].iov_base = (void *)(e->payload + off);
 				iov[k++].iov_len = take;
