@@ -259,8 +259,8 @@ static void test_timeout_cancel_and_close_in_flight(void)
 	tracked_init(&s);
 	s.op.timeout_ns = 50 * MS;
 	plx_reactor_poll(&A.r); /* A polls once, then stops */
+	start = plx_now_ns();	/* before the op's clock starts */
 	EXPECT_OK(plx_ep_send(ep, &s.op, buf, 1, 3));
-	start = plx_now_ns();
 	while (!s.done && plx_now_ns() - start < 2000 * MS)
 		plx_reactor_poll(&B.r);
 	EXPECT_EQ(s.done, 1);
