@@ -257,6 +257,12 @@ strip_c_comments()
 PLX_BENCH_CC=cubic
 PLX_BENCH_LAT=(--tests lat --ops send,write,read,write_imm
 	--sizes 8,4k,64k,1m --rounds 5)
+# the ping-pong targets' sizes again, against a floor that sends each
+# message behind a 48-byte header and reads it through a staging buffer,
+# as pollux does: it splits pollux's gap into the framing's share and the
+# library's own (docs/benchmarks.md, "Stop 17")
+PLX_BENCH_LAT_FRAMED=(--tests lat --ops send,write --sizes 8,4k --rounds 5
+	--floor-header 48 --floor-stage)
 PLX_BENCH_BW=(--tests bw --ops write,send,read --sizes 8,4k,64k,1m,64m
 	--window 1,16,256 --rounds 5)
 PLX_BENCH_BW_SYS=(--tests bw --ops write --sizes 1m,64m --window 1,16,256
@@ -558,6 +564,9 @@ bench)
 		echo "+ load: $(cut -d' ' -f1-3 /proc/loadavg)"
 		run build/release/examples/plx_bench --md "${PLX_BENCH_LAT[@]}" \
 			"${cc[@]}"
+		echo "+ load: $(cut -d' ' -f1-3 /proc/loadavg)"
+		run build/release/examples/plx_bench --md \
+			"${PLX_BENCH_LAT_FRAMED[@]}" "${cc[@]}"
 		echo "+ load: $(cut -d' ' -f1-3 /proc/loadavg)"
 		run build/release/examples/plx_bench --md "${PLX_BENCH_BW[@]}" \
 			"${cc[@]}"
