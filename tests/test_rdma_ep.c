@@ -14,7 +14,8 @@
  * the target untouched and the QPs reconnected on next use, crossing
  * connection requests from both sides (simultaneous open), peer restart
  * (same node id, new epoch), and close + fini with ops in flight: every op
- * completes exactly once.
+ * completes exactly once. A peer that floods connection requests gets
+ * QPs made for 8 of them, then REJ, and one more a second later.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -24,6 +25,9 @@
 
 #include "pollux/rdma.h"
 #include "tcp_pair.h"
+#include "transport/rdma/common/cm.h"
+#include "transport/rdma/common/rdma_ep.h"
+#include "transport/rdma/rdma_internal.h"
 
 static struct side A, B; /* A: node id 01.., B: node id 02.. (A < B) */
 static void pair_down(void);
@@ -863,6 +867,116 @@ static void test_send_recv(void)
 	pools_down();
 }
 
+/* B queues one connection request to A on the session, as a peer that
+ * gave up its QPs sends it. */
+static void queue_req(struct plx_ep *ep, uint32_t gen)
+{
+	struct plx__cm_msg m;
+	uint8_t buf[PLX__CM_MAX];
+	int n;
+
+	memset(&m, 0, sizeof(m));
+	m.kind = PLX__CM_REQ;
+	m.nqp = 1;
+	m.mtu = 3; /* IBV_MTU_1024 */
+	m.gen = gen;
+	m.rd_atom = 1;
+	m.qpn[0] = 0x100 + gen % 0x1000;
+	m.psn[0] = 1;
+	/* ::ffff:127.0.0.1, not rxe0's address: the target's QP cannot
+	 * reach RTR, so each REQ it answers ends in a REJ; what counts here
+	 * is that it made a QP for it */
+	m.gid[10] = m.gid[11] = 0xff;
+	m.gid[12] = 127;
+	m.gid[15] = 1;
+	n = plx__cm_encode(&m, buf, sizeof(buf));
+	EXPECT_GE(n, 1);
+	EXPECT_OK(plx__ep_send_cm(ep, buf, (uint32_t)n));
+}
+
+/* Poll both until A has taken @n REQs since @s0 (answered or refused). */
+static void reqs_taken(const struct plx_rdma_stats *s0, uint64_t n,
+		       struct plx_rdma_stats *s1)
+{
+	uint64_t end = plx_now_ns() + 60000000000ull;
+
+	do {
+		pair_poll(&A, &B);
+		rstats(&A, s1);
+	} while (s1->qps_created - s0->qps_created + s1->cm_refused -
+				 s0->cm_refused <
+			 n &&
+		 plx_now_ns() < end);
+}
+
+/* A peer floods connection requests; each one answered makes the target
+ * destroy its QPs and create new ones. After 8 (and one more per second
+ * the flood lasts), the target refuses them (REJ, no QP made), its TCP
+ * path goes on working, and a second later it takes one again. */
+static void test_req_flood(void)
+{
+	struct plx_ep *ep = pair_up(1);
+	struct plx_rdma_stats s0, s1;
+	struct plx_desc tdesc;
+	struct tracked t[2];
+	struct plx__rdma *d;
+	uint64_t t0, made, secs, end;
+
+	regions_up();
+	/* the channel A opened at session start carries a write */
+	tracked_init(&t[0]);
+	EXPECT_OK(plx_ep_write(ep, &t[0].op, bbuf, 64, &adesc, 0));
+	wait_done(t, 1, 10000);
+	EXPECT_OK(t[0].status);
+	rstats(&A, &s0);
+	EXPECT_U64_EQ(s0.cm_refused, 0);
+	t0 = plx_now_ns();
+	for (uint32_t i = 0; i < 40; i++)
+		queue_req(ep, 0x5000 + i);
+	reqs_taken(&s0, 40, &s1);
+	made = s1.qps_created - s0.qps_created;
+	/* whole seconds the flood lasted, rounded up: tokens it refilled */
+	secs = (plx_now_ns() - t0 + 999999999ull) / 1000000000ull;
+	fprintf(stderr,
+		"flood of 40 REQs in %llu s or less: %llu QPs made, %llu "
+		"refused\n",
+		(unsigned long long)secs, (unsigned long long)made,
+		(unsigned long long)s1.cm_refused);
+	EXPECT_U64_EQ(made + s1.cm_refused, 40);
+	EXPECT_TRUE(made >= 8 && made <= 8 + secs);
+	/* the session is up: a write without the RDMA hint goes over TCP */
+	tdesc = adesc;
+	tdesc.hints &= ~PLX_HINT_RDMA;
+	tracked_init(&t[1]);
+	EXPECT_OK(plx_ep_write(ep, &t[1].op, bbuf + 256, 64, &tdesc, 256));
+	wait_done(t + 1, 1, 10000);
+	EXPECT_OK(t[1].status);
+	EXPECT_MEM_EQ(abuf + 256, bbuf + 256, 64);
+	/* the QPs made for the flood never reached RTR, and soft-RoCE does
+	 * not flush their receives: past the 2 s drain deadline they are
+	 * destroyed unflushed; the completions the destroy leaves in the CQ
+	 * must find their memory (dead, ignored), which goes once the CQ
+	 * was seen empty. A second is enough for a token to come back. */
+	end = plx_now_ns() + 2500000000ull;
+	while (plx_now_ns() < end)
+		pair_poll(&A, &B);
+	rstats(&A, &s0);
+	d = plx__rdma_get(&A.r);
+	fprintf(stderr,
+		"after the drain deadline: %llu QPs live on A, %llu late "
+		"completions ignored\n",
+		(unsigned long long)(s0.qps_created - s0.qps_destroyed),
+		(unsigned long long)d->late_wcs);
+	EXPECT_TRUE(d->dead == NULL);
+	EXPECT_TRUE(d->retiring == NULL);
+	queue_req(ep, 0x6000);
+	reqs_taken(&s0, 1, &s1);
+	EXPECT_U64_EQ(s1.qps_created - s0.qps_created, 1);
+	EXPECT_U64_EQ(s1.cm_refused, s0.cm_refused);
+	regions_down();
+	pair_down();
+}
+
 int main(void)
 {
 	test_ops_over_qps();
@@ -873,5 +987,6 @@ int main(void)
 	test_timeout_and_cancel();
 	test_register_mt_big_region();
 	test_send_recv();
+	test_req_flood();
 	return 0;
 }

@@ -120,6 +120,8 @@ struct plx_rdma_stats {
 	uint64_t cm_bad;	  /* malformed connection messages dropped */
 	uint64_t cm_crossed;	  /* connection requests that crossed ours
 				  * (simultaneous open) */
+	uint64_t cm_refused;	  /* connection requests refused: the peer
+				  * sent more than 8, then one a second */
 };
 
 /*

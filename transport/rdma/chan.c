@@ -127,6 +127,8 @@ struct plx__rqp {
 	} held[RQP_RQ];
 	struct plx_pool *pool; /* receive buffers, or NULL: internal */
 	bool err;	       /* moved to the error state: draining */
+	bool dead;	       /* destroyed unflushed: completions ignored */
+	uint64_t dead_epoch;   /* d->cq_empty when it was destroyed */
 	int fail_status;       /* what a flushed op completes with */
 	uint64_t drain_deadline;
 	uint64_t tx_seq, rx_seq;     /* notices sent / received */
@@ -160,7 +162,21 @@ struct plx__rchan {
 	uint32_t rr;		    /* round-robin QP for unsplit ops */
 	uint32_t nops;		    /* ops on the channel: backlog + posted */
 	struct plx__oplist backlog; /* waiting for READY or ring space */
+	uint32_t req_tokens;	    /* REQs we may still answer now */
+	bool req_refusing;	    /* the last REQ was refused (logged) */
+	uint64_t req_refill;	    /* plx__now_coarse() of the last refill */
 };
+
+/*
+ * Connection requests a channel answers: a burst of PLX__CM_REQ_BURST,
+ * then one per PLX__CM_REQ_REFILL_NS. Each one answered makes us destroy
+ * our QPs and create new ones on the owner thread; a peer that sends
+ * more (a legitimate one reconnects only after an error) is refused with
+ * REJ (PLX_EAGAIN) and no verbs call, and the channel is off until it
+ * asks again within its budget.
+ */
+#define PLX__CM_REQ_BURST 8
+#define PLX__CM_REQ_REFILL_NS 1000000000ull
 
 static void pump(struct plx__rchan *ch);
 static void chan_failed(struct plx__rchan *ch, int status);
@@ -259,7 +275,8 @@ static int post_recv(struct plx__rqp *q, uint32_t i)
 	return 0;
 }
 
-static void qp_free(struct plx__rqp *q)
+/* Destroy @q's QP and give back what its WRs used; @q itself stays. */
+static void qp_destroy(struct plx__rqp *q)
 {
 	struct plx__rdma *d = q->d;
 
@@ -269,13 +286,23 @@ static void qp_free(struct plx__rqp *q)
 		plx__log(d->x, PLX_LOG_ERROR, "rdma: ibv_dereg_mr failed");
 	if (q->qp)
 		d->st.qps_destroyed++;
+	q->qp = NULL;
+	q->rmr = NULL;
 	/* receive-pool buffers go back (the QP and its WRs are gone) */
 	if (q->pool)
 		for (uint32_t i = 0; i < RQP_RQ; i++)
-			if (q->rq[i].buf)
+			if (q->rq[i].buf) {
 				plx_pool_put(q->pool, q->rq[i].buf);
+				q->rq[i].buf = NULL;
+			}
 	plx__free(d->x, q->rbuf);
-	plx__free(d->x, q);
+	q->rbuf = NULL;
+}
+
+static void qp_free(struct plx__rqp *q)
+{
+	qp_destroy(q);
+	plx__free(q->d->x, q);
 }
 
 /*
@@ -922,9 +949,14 @@ static void sq_wc(struct plx_reactor *r, struct plx__rdma_wc_handler *h,
 	struct rslot *slot = (struct rslot *)(void *)h;
 	struct plx__rqp *q = slot->qp;
 	struct plx__rchan *ch = q->ch;
-	int st = plx__rdma_wc_status(wc, q->fail_status);
+	int st;
 
 	(void)r;
+	if (q->dead) {
+		q->d->late_wcs++; /* its ops completed when it was destroyed */
+		return;
+	}
+	st = plx__rdma_wc_status(wc, q->fail_status);
 	if (st)
 		wc_error_log(q->d, wc, st);
 	/* every slot up to this one is done: RC completes in order */
@@ -1124,6 +1156,10 @@ static void rq_wc(struct plx_reactor *r, struct plx__rdma_wc_handler *h,
 	const uint8_t *m = slot->buf;
 	uint8_t type;
 
+	if (q->dead) {
+		q->d->late_wcs++; /* its buffer went back at the destroy */
+		return;
+	}
 	q->rq_posted--;
 	if (wc->status != IBV_WC_SUCCESS) {
 		int st = plx__rdma_wc_status(wc, q->fail_status);
@@ -1262,6 +1298,43 @@ static void chan_failed(struct plx__rchan *ch, int status)
 	}
 }
 
+/* Take one of @ch's REQ tokens, refilled with time; false: none left. */
+static bool req_take(struct plx__rchan *ch)
+{
+	uint64_t add =
+		(plx__now_coarse() - ch->req_refill) / PLX__CM_REQ_REFILL_NS;
+
+	if (add) {
+		ch->req_tokens = add >= PLX__CM_REQ_BURST - ch->req_tokens ?
+					 PLX__CM_REQ_BURST :
+					 ch->req_tokens + (uint32_t)add;
+		ch->req_refill += add * PLX__CM_REQ_REFILL_NS;
+	}
+	if (!ch->req_tokens)
+		return false;
+	ch->req_tokens--;
+	return true;
+}
+
+/* A REQ over the budget: whatever we had with the peer is gone (it gave
+ * its QPs up), and no new QPs are made for it. */
+static void cm_req_refuse(struct plx__rchan *ch, const struct plx__cm_msg *m)
+{
+	ch->d->st.cm_refused++;
+	if (!ch->req_refusing)
+		plx__log(ch->d->x, PLX_LOG_WARN,
+			 "rdma: the peer sent more than %d connection "
+			 "requests (then one a second): refused, its ops go "
+			 "over TCP",
+			 PLX__CM_REQ_BURST);
+	ch->req_refusing = true;
+	chan_reset(ch, PLX_ECONNRESET);
+	ch->gen = m->gen; /* the REJ answers this REQ */
+	cm_send(ch, PLX__CM_REJ, PLX_EAGAIN);
+	ch->state = CH_OFF;
+	chan_failed(ch, PLX_ECONNREFUSED);
+}
+
 static void cm_req(struct plx__rchan *ch, const struct plx__cm_msg *m)
 {
 	int rc;
@@ -1271,6 +1344,11 @@ static void cm_req(struct plx__rchan *ch, const struct plx__cm_msg *m)
 		if (memcmp(self_node(ch->d), ch->ep->node, 16) < 0)
 			return; /* ours wins: the peer answers it */
 	}
+	if (!req_take(ch)) {
+		cm_req_refuse(ch, m);
+		return;
+	}
+	ch->req_refusing = false;
 	/* the peer starts over: whatever we had with it is gone */
 	chan_reset(ch, PLX_ECONNRESET);
 	ch->gen = m->gen;
@@ -1425,6 +1503,8 @@ void plx__rdma_ep_up(struct plx_ep *ep)
 		ch->d = d;
 		ch->ep = ep;
 		ch->msgs = pool_usable(d);
+		ch->req_tokens = PLX__CM_REQ_BURST;
+		ch->req_refill = plx__now_coarse();
 		ch->next = d->chans;
 		if (d->chans)
 			d->chans->prev = ch;
@@ -1614,22 +1694,61 @@ void plx__rdma_expire(struct plx_ep *ep, uint64_t now)
 
 /* ---- teardown ------------------------------------------------------------- */
 
-/* Destroy retiring QPs whose flush is complete or overdue. */
+/* The WRs still on @q will never complete: their ops complete now, as
+ * their flush would have made them. */
+static void qp_fail_posted(struct plx__rqp *q)
+{
+	while (q->sq_tail != q->sq_head) {
+		struct rslot *s = &q->sq[q->sq_tail++ % RQP_SQ];
+		struct plx__op *o = s->op;
+
+		if (!o)
+			continue;
+		s->op = NULL;
+		if (!o->piece_err)
+			o->piece_err = q->fail_status;
+		if (s->kind == SLOT_LAST)
+			op_piece(o, q->fail_status);
+	}
+	q->rq_posted = 0;
+}
+
+/*
+ * Destroy retiring QPs whose flush is overdue, and free dead ones. A QP
+ * destroyed before its flush finished may still have completions in the
+ * CQ (from before, or made by the destroy), and their wr_id names its
+ * slots: its memory stays, marked dead, until a poll has found the CQ
+ * empty after the destroy (no completion of it can come after that).
+ */
 void plx__rchan_reap(struct plx__rdma *d, uint64_t now)
 {
-	struct plx__rqp *q, *next;
+	struct plx__rqp *q, **pp;
 
-	for (q = d->retiring; q; q = next) {
-		next = q->next;
-		if (now < q->drain_deadline)
+	for (pp = &d->dead; (q = *pp);) {
+		if (q->dead_epoch < d->cq_empty) {
+			*pp = q->next;
+			d->nlive--;
+			plx__free(d->x, q);
+		} else {
+			pp = &q->next;
+		}
+	}
+	for (pp = &d->retiring; (q = *pp);) {
+		if (now < q->drain_deadline) {
+			pp = &q->next;
 			continue;
+		}
 		plx__log(d->x, PLX_LOG_WARN,
 			 "rdma: QP %u did not flush in time (%u send, %u "
 			 "receive WRs left): destroyed",
 			 q->qp->qp_num, q->sq_head - q->sq_tail, q->rq_posted);
-		q->sq_tail = q->sq_head;
-		q->rq_posted = 0;
-		qp_maybe_free(q);
+		*pp = q->next;
+		qp_fail_posted(q);
+		qp_destroy(q);
+		q->dead = true;
+		q->dead_epoch = d->cq_empty;
+		q->next = d->dead;
+		d->dead = q;
 	}
 }
 
@@ -1649,6 +1768,13 @@ void plx__rchan_fini_all(struct plx__rdma *d)
 
 		d->retiring = q->next;
 		qp_free(q);
+	}
+	/* the CQ goes with the transport: nothing can name these now */
+	while (d->dead) {
+		struct plx__rqp *q = d->dead;
+
+		d->dead = q->next;
+		plx__free(d->x, q);
 	}
 	d->nlive = 0;
 }

@@ -102,7 +102,7 @@ static int rdma_poll(struct plx_reactor *r, void *ctx, uint32_t budget)
 		rdma_deliver(r, d, &one);
 		done++;
 	}
-	if (d->retiring)
+	if (d->retiring || d->dead)
 		plx__rchan_reap(d, plx__now_coarse());
 	/* Only after an arm: a busy-polling owner makes no syscall here. */
 	if (d->drain) {
@@ -123,8 +123,12 @@ static int rdma_poll(struct plx_reactor *r, void *ctx, uint32_t budget)
 		for (int i = 0; i < n; i++)
 			rdma_deliver(r, d, &wc[i]);
 		done += (uint32_t)n;
-		if ((uint32_t)n < want)
+		if ((uint32_t)n < want) {
+			/* the stash was delivered first: no completion from
+			 * before this call is left anywhere */
+			d->cq_empty++;
 			break;
+		}
 	}
 	return (int)done;
 }

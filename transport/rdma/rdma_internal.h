@@ -54,8 +54,15 @@ struct plx__rdma {
 	/* channels (one per endpoint with RDMA) and QPs still flushing */
 	struct plx__rchan *chans;
 	struct plx__rqp *retiring;
-	uint32_t nlive; /* channels + retiring QPs: keep the reactor alive */
-	uint32_t gen;	/* last connection generation drawn */
+	/* QPs destroyed before their flush finished: their completions may
+	 * still be in the CQ, naming their slots, so their memory stays
+	 * until a poll has seen the CQ empty after the destroy */
+	struct plx__rqp *dead;
+	uint64_t cq_empty; /* polls that found the CQ (and stash) empty */
+	uint64_t late_wcs; /* completions of dead QPs, ignored */
+	uint32_t nlive;	   /* channels + retiring and dead QPs: keep the
+			 * reactor alive */
+	uint32_t gen;	   /* last connection generation drawn */
 	struct plx_rdma_stats st;
 };
 
@@ -71,7 +78,8 @@ struct ibv_mr *plx__rdma_mr_find(const struct plx__rdma *d, uint64_t addr,
 /* plx__rdma_wc_status() - the PLX_E* for @wc's status (@flushed_as for a
  * flushed WR, or PLX_ECONNRESET when 0). */
 int plx__rdma_wc_status(const struct ibv_wc *wc, int flushed_as);
-/* Destroy retiring QPs whose flush did not finish by their deadline. */
+/* Destroy retiring QPs whose flush did not finish by their deadline;
+ * free dead ones the CQ has been seen empty since. */
 void plx__rchan_reap(struct plx__rdma *d, uint64_t now);
 /* Free every channel and QP at teardown. */
 void plx__rchan_fini_all(struct plx__rdma *d);
