@@ -1722,7 +1722,7 @@ static void qp_fail_posted(struct plx__rqp *q)
  */
 void plx__rchan_reap(struct plx__rdma *d, uint64_t now)
 {
-	struct plx__rqp *q, **pp;
+	struct plx__rqp *q, **pp, *over = NULL;
 
 	for (pp = &d->dead; (q = *pp);) {
 		if (q->dead_epoch < d->cq_empty) {
@@ -1733,16 +1733,23 @@ void plx__rchan_reap(struct plx__rdma *d, uint64_t now)
 			pp = &q->next;
 		}
 	}
+	/* the overdue ones leave the list first: completing their ops runs
+	 * callbacks, which may retire (and free) other QPs of the list */
 	for (pp = &d->retiring; (q = *pp);) {
 		if (now < q->drain_deadline) {
 			pp = &q->next;
 			continue;
 		}
+		*pp = q->next;
+		q->next = over;
+		over = q;
+	}
+	while ((q = over)) {
+		over = q->next;
 		plx__log(d->x, PLX_LOG_WARN,
 			 "rdma: QP %u did not flush in time (%u send, %u "
 			 "receive WRs left): destroyed",
 			 q->qp->qp_num, q->sq_head - q->sq_tail, q->rq_posted);
-		*pp = q->next;
 		qp_fail_posted(q);
 		qp_destroy(q);
 		q->dead = true;
