@@ -743,14 +743,14 @@ static void recv_split(int fd, uint8_t *p, size_t n)
 }
 
 /*
- * send_all() of @n bytes behind a header of opt.floor_hdr bytes from
- * another buffer, each sendmsg() with two iovecs, as pollux sends a frame
- * (--floor-header; without it, send_all()).
+ * send_all() of @n bytes behind a header of @h bytes from another
+ * buffer, each sendmsg() with two iovecs, as pollux sends a frame
+ * (--floor-header; @h 0: send_all()).
  */
-static void send_hdr_all(int fd, const uint8_t *p, size_t n)
+static void send_hdr_all(int fd, const uint8_t *p, size_t n, size_t h)
 {
 	static const uint8_t hdr[FLOOR_HDR_MAX];
-	size_t h = opt.floor_hdr, done = 0;
+	size_t done = 0;
 
 	if (!h) {
 		send_all(fd, p, n);
@@ -1085,10 +1085,7 @@ static void srv_step(void)
 			whole = S.got == S.req + h;
 		}
 		if (whole) {
-			if (shaped)
-				send_hdr_all(g_fd_srv, S.sbuf, S.size);
-			else
-				send_all(g_fd_srv, S.sbuf, S.size);
+			send_hdr_all(g_fd_srv, S.sbuf, S.size, h);
 			S.got = 0;
 		}
 		break;
@@ -1349,7 +1346,7 @@ static void lat_floor(int op, size_t size, uint64_t warm, uint64_t total,
 	for (uint64_t i = 0; i < total; i++) {
 		uint64_t t0 = plx_now_ns();
 
-		send_hdr_all(g_fd_cli, C.sbuf, req);
+		send_hdr_all(g_fd_cli, C.sbuf, req, opt.floor_hdr);
 		if (floor_staged(size)) {
 			size_t got = 0;
 

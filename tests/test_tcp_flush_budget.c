@@ -121,6 +121,15 @@ static void *b_thread(void *arg)
 }
 
 /* Bytes of @t's frame that have left A's queue. */
+/* Every one of @w[0..n) completed. */
+static int all_done(const struct tracked *w, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!w[i].done)
+			return 0;
+	return 1;
+}
+
 static uint64_t left_queue(struct tracked *t)
 {
 	struct plx__op *o = plx__op(&t->op);
@@ -136,7 +145,6 @@ static void test_flush_bounded(void)
 	struct plx_ep *ep;
 	pthread_t th;
 	uint64_t sent = 0, end;
-	int all;
 
 	plx_test_fill(src, NBIG * MIB, 7);
 	memset(dst, 0, REGION);
@@ -169,11 +177,8 @@ static void test_flush_bounded(void)
 	do {
 		plx_reactor_poll(&A.r);
 		sched_yield();
-		all = 1;
-		for (int i = 0; i < NBIG; i++)
-			all &= w[i].done;
-	} while (!all && plx_now_ns() < end);
-	EXPECT_TRUE(all);
+	} while (!all_done(w, NBIG) && plx_now_ns() < end);
+	EXPECT_TRUE(all_done(w, NBIG));
 	for (int i = 0; i < NBIG; i++)
 		EXPECT_OK(w[i].status);
 	EXPECT_TRUE(!memcmp(dst, src, NBIG * MIB));
@@ -222,7 +227,7 @@ static void test_eager_send_full_socket(void)
 	struct plx_desc bd;
 	struct plx_ep *ep;
 	struct plx__conn *c;
-	int n = 0, all;
+	int n = 0;
 	uint64_t end;
 
 	side_init_with(&B, "127.0.0.1", NULL, NULL, small_buffers);
@@ -256,13 +261,10 @@ static void test_eager_send_full_socket(void)
 	}
 	EXPECT_EQ(c->txq_n, 1 + MORE);
 	end = plx_now_ns() + 10000000000ull;
-	do {
+	do
 		pair_poll(&A, &B);
-		all = 1;
-		for (int i = 0; i < n; i++)
-			all &= w[i].done;
-	} while (!all && plx_now_ns() < end);
-	EXPECT_TRUE(all);
+	while (!all_done(w, n) && plx_now_ns() < end);
+	EXPECT_TRUE(all_done(w, n));
 	for (int i = 0; i < n; i++)
 		EXPECT_OK(w[i].status);
 	EXPECT_TRUE(!memcmp(dst, src, (size_t)n * MSG));
