@@ -8,7 +8,9 @@
  *   [count * stride, + count * 4)       uint32_t stack of free indices
  *
  * Buffers come first so that the buffer area can be registered as one
- * region. The stack holds plx_top free indices; get pops, put pushes, both
+ * region. plx_pool_init_split() takes the stack from separate caller
+ * memory instead, and never touches the buffers (device memory). The
+ * stack holds plx_top free indices; get pops, put pushes, both
  * O(1). Nothing here allocates or frees. A pool is single-threaded.
  *
  * Double-put detection is partial by design: O(1) puts cannot remember
@@ -32,27 +34,49 @@ static size_t pool_stride(size_t buf_size)
 	       ~(size_t)(PLX__POOL_ALIGN - 1);
 }
 
-size_t plx_pool_memsize(size_t buf_size, uint32_t count)
+size_t plx_pool_bufs_memsize(size_t buf_size, uint32_t count)
 {
-	size_t stride, bufs, stack, total;
+	size_t stride, bufs;
 
 	if (buf_size == 0 || count == 0)
 		return 0;
 	stride = pool_stride(buf_size);
-	if (stride == 0)
+	if (stride == 0 || __builtin_mul_overflow(stride, (size_t)count, &bufs))
 		return 0;
-	if (__builtin_mul_overflow(stride, (size_t)count, &bufs) ||
+	return bufs;
+}
+
+size_t plx_pool_memsize(size_t buf_size, uint32_t count)
+{
+	size_t bufs = plx_pool_bufs_memsize(buf_size, count), stack, total;
+
+	if (bufs == 0 ||
 	    __builtin_mul_overflow((size_t)count, sizeof(uint32_t), &stack) ||
 	    __builtin_add_overflow(bufs, stack, &total))
 		return 0;
 	return total;
 }
 
+/* Fill in @pool: buffers at @bufs, free stack at @stack (all free). */
+static void pool_format(struct plx_pool *pool, void *bufs, size_t len,
+			size_t buf_size, uint32_t count, uint32_t *stack)
+{
+	pool->plx_base = bufs;
+	pool->plx_free = stack;
+	pool->plx_buf_size = pool_stride(buf_size);
+	pool->plx_count = count;
+	pool->plx_mem_len = len;
+	pool->plx_mem = bufs;
+	/* Stack top holds index 0, so a fresh pool hands out buffers in order. */
+	for (uint32_t i = 0; i < count; i++)
+		pool->plx_free[i] = count - 1 - i;
+	pool->plx_top = count;
+}
+
 int plx_pool_init(struct plx_pool *pool, void *mem, size_t len, size_t buf_size,
 		  uint32_t count)
 {
-	size_t need, stride;
-	uint32_t i;
+	size_t need;
 
 	if (!pool || !mem || buf_size == 0 || count == 0)
 		return PLX_EINVAL;
@@ -62,18 +86,23 @@ int plx_pool_init(struct plx_pool *pool, void *mem, size_t len, size_t buf_size,
 	need = plx_pool_memsize(buf_size, count);
 	if (need == 0 || len < need)
 		return PLX_ENOSPC;
-	stride = pool_stride(buf_size);
+	pool_format(pool, mem, len, buf_size, count,
+		    (uint32_t *)(void *)((unsigned char *)mem +
+					 pool_stride(buf_size) * count));
+	return 0;
+}
 
-	pool->plx_base = mem;
-	pool->plx_free = (uint32_t *)(void *)(pool->plx_base + stride * count);
-	pool->plx_buf_size = stride;
-	pool->plx_count = count;
-	pool->plx_mem_len = len;
-	pool->plx_mem = mem;
-	/* Stack top holds index 0, so a fresh pool hands out buffers in order. */
-	for (i = 0; i < count; i++)
-		pool->plx_free[i] = count - 1 - i;
-	pool->plx_top = count;
+int plx_pool_init_split(struct plx_pool *pool, void *bufs, size_t bufs_len,
+			size_t buf_size, uint32_t count, uint32_t *stack)
+{
+	size_t need;
+
+	if (!pool || !bufs || !stack || buf_size == 0 || count == 0)
+		return PLX_EINVAL;
+	need = plx_pool_bufs_memsize(buf_size, count);
+	if (need == 0 || bufs_len < need)
+		return PLX_ENOSPC;
+	pool_format(pool, bufs, bufs_len, buf_size, count, stack);
 	return 0;
 }
 

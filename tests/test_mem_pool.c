@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "harness.h"
 #include "pollux/mem.h"
@@ -246,6 +247,71 @@ static void test_random_get_put_matches_model(void)
 	free(mem);
 }
 
+/*
+ * A split pool never touches its buffers: here they are a PROT_NONE
+ * mapping (any access faults), as device memory would be to the CPU.
+ * Every buffer is handed out once, in order, distinct and 64 bytes apart
+ * (rounded stride), index and put work, and sizes are checked.
+ */
+static void test_split_pool_never_touches_buffers(void)
+{
+	enum {
+		N = 19
+	};
+	size_t len = plx_pool_bufs_memsize(BUFSZ, N);
+	uint32_t stack[N];
+	struct plx_pool pool;
+	void *out[N];
+	unsigned char *bufs;
+
+	EXPECT_U64_EQ(len, (size_t)N * 128);
+	EXPECT_U64_EQ(plx_pool_bufs_memsize(4096, 3), 3 * 4096);
+	EXPECT_U64_EQ(plx_pool_bufs_memsize(0, 3), 0);
+	EXPECT_U64_EQ(plx_pool_bufs_memsize(64, 0), 0);
+	EXPECT_U64_EQ(plx_pool_bufs_memsize(SIZE_MAX - 62, 1), 0);
+	EXPECT_U64_EQ(plx_pool_bufs_memsize(SIZE_MAX / 2, 3), 0);
+	bufs = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	EXPECT_TRUE(bufs != MAP_FAILED);
+
+	EXPECT_STATUS(plx_pool_init_split(NULL, bufs, len, BUFSZ, N, stack),
+		      PLX_EINVAL);
+	EXPECT_STATUS(plx_pool_init_split(&pool, NULL, len, BUFSZ, N, stack),
+		      PLX_EINVAL);
+	EXPECT_STATUS(plx_pool_init_split(&pool, bufs, len, BUFSZ, N, NULL),
+		      PLX_EINVAL);
+	EXPECT_STATUS(plx_pool_init_split(&pool, bufs, len, 0, N, stack),
+		      PLX_EINVAL);
+	EXPECT_STATUS(plx_pool_init_split(&pool, bufs, len, BUFSZ, 0, stack),
+		      PLX_EINVAL);
+	EXPECT_STATUS(plx_pool_init_split(&pool, bufs, len - 1, BUFSZ, N,
+					  stack),
+		      PLX_ENOSPC);
+	EXPECT_STATUS(plx_pool_init_split(&pool, bufs, len, SIZE_MAX / 2, 3,
+					  stack),
+		      PLX_ENOSPC);
+
+	EXPECT_OK(plx_pool_init_split(&pool, bufs, len, BUFSZ, N, stack));
+	EXPECT_U64_EQ(plx_pool_buf_size(&pool), 128);
+	EXPECT_EQ(plx_pool_count(&pool), N);
+	for (int round = 0; round < 2; round++) {
+		for (uint32_t i = 0; i < N; i++) {
+			out[i] = plx_pool_get(&pool);
+			EXPECT_TRUE(out[i] == bufs + (size_t)i * 128);
+			EXPECT_EQ(plx_pool_index(&pool, out[i]), (int64_t)i);
+		}
+		EXPECT_TRUE(plx_pool_get(&pool) == NULL);
+		EXPECT_EQ(plx_pool_avail(&pool), 0);
+		EXPECT_STATUS(plx_pool_put(&pool, bufs + 1), PLX_EINVAL);
+		EXPECT_STATUS(plx_pool_put(&pool, bufs + len), PLX_EINVAL);
+		/* back in reverse, so the next round hands them out in order */
+		for (uint32_t i = N; i-- > 0;)
+			EXPECT_OK(plx_pool_put(&pool, out[i]));
+		EXPECT_EQ(plx_pool_avail(&pool), N);
+		EXPECT_STATUS(plx_pool_put(&pool, out[0]), PLX_EALREADY);
+	}
+	munmap(bufs, len);
+}
+
 int main(void)
 {
 	test_memsize_rounds_stride_to_64();
@@ -256,5 +322,6 @@ int main(void)
 	test_put_into_full_pool_is_ealready();
 	test_single_buffer_pool();
 	test_random_get_put_matches_model();
+	test_split_pool_never_touches_buffers();
 	return 0;
 }

@@ -73,6 +73,32 @@ PLX_API int plx_pool_init(struct plx_pool *pool, void *mem, size_t len,
 			  size_t buf_size, uint32_t count);
 
 /*
+ * plx_pool_bufs_memsize() - bytes the buffers alone of such a pool take
+ * (@count buffers of @buf_size rounded up to 64), for plx_pool_init_split().
+ * Return: the size; 0 if @buf_size or @count is 0 or the size overflows.
+ * Thread context: any thread.
+ */
+PLX_API size_t plx_pool_bufs_memsize(size_t buf_size, uint32_t count);
+
+/*
+ * plx_pool_init_split() - format a pool of @count buffers of @buf_size
+ * bytes at @bufs (@bufs_len bytes, at least plx_pool_bufs_memsize()),
+ * with its free-buffer stack in @stack (@count entries) instead of after
+ * the buffers. pollux reads and writes @stack only, never the buffers:
+ * they may be memory the CPU must not touch, such as CUDA device memory
+ * (a pool of KV-cache blocks on a GPU, registered with
+ * plx_mem_register() like any region). Such a pool cannot be a
+ * transport's receive pool (plx_tcp_config.msg_pool,
+ * plx_rdma_config.recv_pool), whose buffers the CPU fills.
+ * Return: 0; PLX_EINVAL (NULL, zero sizes); PLX_ENOSPC (@bufs_len too
+ * small, or that size overflows).
+ * Thread context: any thread.
+ */
+PLX_API int plx_pool_init_split(struct plx_pool *pool, void *bufs,
+				size_t bufs_len, size_t buf_size,
+				uint32_t count, uint32_t *stack);
+
+/*
  * plx_pool_get() - take a free buffer, O(1).
  * Return: the buffer (plx_pool_buf_size() bytes), or NULL when empty.
  */
