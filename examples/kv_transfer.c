@@ -17,7 +17,17 @@
  *          every block with plx_ep_write_imm (imm = block id), keeping a
  *          window of writes in flight.
  *
+ * --memory cuda puts both pools in CUDA device memory (cudaMalloc), as a
+ * KV cache on a GPU is: the pool's free stack stays in host memory
+ * (plx_pool_init_split), each side attaches the CUDA transport with a
+ * bounce pool, prefill fills its blocks with cudaMemcpy and decode copies
+ * each block back to check it. The writes are staged through the bounce
+ * buffers on both sides (docs/cuda.md). Without a CUDA device it exits 77;
+ * --cuda-library (or PLX_CUDA_LIBRARY) names the runtime (default:
+ * libcudart.so.13, .12, .so).
+ *
  *   kv_transfer [--blocks N] [--block-size BYTES] [--window W] [--seed S]
+ *               [--memory host|cuda] [--cuda-library PATH]
  *          one command: decode here (CPU 0), prefill in a forked child
  *          (CPU 1)
  *   kv_transfer --role decode [--port P] [options]
@@ -26,6 +36,7 @@
  *
  * Prints blocks/s and GB/s on each side and "all N blocks verified".
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -36,6 +47,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pollux/cuda.h"
 #include "pollux/pollux.h"
 #include "pollux/tcp.h"
 
@@ -45,12 +57,15 @@
 #define CONNECT_NS 10000000000ull /* decode waits this long for prefill */
 #define MAX_WINDOW 256
 #define DEFAULT_PORT 18516
+#define BOUNCE_BYTES (64u << 20) /* --memory cuda: bounce pool per side */
 
 struct params {
 	uint32_t blocks;
 	size_t block_size;
 	uint32_t window;
 	uint64_t seed;
+	int cuda;	      /* --memory cuda */
+	const char *cuda_lib; /* --cuda-library, or NULL */
 };
 
 /* The contents of block @id: one 64-bit word per 8 bytes. */
@@ -112,29 +127,205 @@ static void prefault(uint8_t *mem, size_t len)
 	memset(mem, 0, len);
 }
 
-/* Caller memory for a pool of @count blocks, formatted. */
-static uint8_t *pool_make(struct plx_pool *pool, const struct params *p,
-			  size_t *len_out)
+/* ---- the block pool: host or CUDA device memory ------------------------ */
+
+/* The three runtime calls the example makes itself (not through pollux),
+ * declared here so that it builds without the CUDA headers: cudaError_t is
+ * an int-sized enum, 0 on success; cudaMemcpyKind 1 = host to device,
+ * 2 = device to host. */
+typedef int (*cu_malloc_fn)(void **p, size_t n);
+typedef int (*cu_free_fn)(void *p);
+typedef int (*cu_memcpy_fn)(void *dst, const void *src, size_t n, int kind);
+#define CU_H2D 1
+#define CU_D2H 2
+
+static cu_malloc_fn cu_malloc;
+static cu_free_fn cu_free;
+static cu_memcpy_fn cu_memcpy;
+
+/* The runtime pollux is given too (plx_cuda_config.library): @lib, else
+ * the default names. */
+static int load_runtime(const char *lib)
 {
-	size_t len = plx_pool_memsize(p->block_size, p->blocks);
-	uint8_t *mem = len ? aligned_alloc(4096, (len + 4095) & ~4095ul) : NULL;
+	static const char *const names[] = {"libcudart.so.13",
+					    "libcudart.so.12", "libcudart.so"};
+	void *h = lib ? dlopen(lib, RTLD_NOW | RTLD_LOCAL) : NULL;
+
+	for (size_t i = 0; !lib && !h && i < 3; i++)
+		h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		fprintf(stderr, "dlopen: %s\n", dlerror());
+		return -1;
+	}
+	*(void **)&cu_malloc = dlsym(h, "cudaMalloc");
+	*(void **)&cu_free = dlsym(h, "cudaFree");
+	*(void **)&cu_memcpy = dlsym(h, "cudaMemcpy");
+	if (!cu_malloc || !cu_free || !cu_memcpy) {
+		fprintf(stderr, "cudaMalloc, cudaFree or cudaMemcpy missing\n");
+		return -1;
+	}
+	return 0;
+}
+
+struct kvmem {
+	struct plx_pool pool;
+	uint8_t *bufs;	 /* the blocks: host or device memory */
+	size_t len;	 /* bytes at bufs, registered as one region */
+	int cuda;	 /* bufs is device memory */
+	uint32_t *stack; /* device pool: its free stack, in host memory */
+	uint8_t *host;	 /* device pool: one block's bytes in host memory */
+	uint8_t *bounce; /* device pool: the CUDA transport's bounce pool */
+	struct plx_region breg;
+};
+
+/* Caller memory for a pool of p->blocks blocks, formatted. */
+static int pool_make(struct kvmem *m, const struct params *p)
+{
 	int rc;
 
-	if (!mem) {
-		fprintf(stderr, "out of memory for the pool\n");
-		return NULL;
+	memset(m, 0, sizeof(*m));
+	m->cuda = p->cuda;
+	if (!m->cuda) {
+		m->len = plx_pool_memsize(p->block_size, p->blocks);
+		m->bufs = m->len ? aligned_alloc(4096,
+						 (m->len + 4095) & ~4095ul) :
+				   NULL;
+		if (!m->bufs) {
+			fprintf(stderr, "out of memory for the pool\n");
+			return -1;
+		}
+		/* touch every page now: a page fault on the data path costs
+		 * more than the copy (huge pages would do as well) */
+		prefault(m->bufs, m->len);
+		rc = plx_pool_init(&m->pool, m->bufs, m->len, p->block_size,
+				   p->blocks);
+	} else {
+		/* the blocks on the GPU, the pool's bookkeeping on the host:
+		 * pollux never touches the buffers of a split pool */
+		m->len = plx_pool_bufs_memsize(p->block_size, p->blocks);
+		m->stack = calloc(p->blocks, sizeof(*m->stack));
+		m->host = malloc(p->block_size);
+		m->bounce = aligned_alloc(4096, BOUNCE_BYTES);
+		if (!m->len || !m->stack || !m->host || !m->bounce ||
+		    cu_malloc((void **)&m->bufs, m->len) || !m->bufs) {
+			fprintf(stderr, "out of memory for the pool\n");
+			return -1;
+		}
+		prefault(m->bounce, BOUNCE_BYTES);
+		rc = plx_pool_init_split(&m->pool, m->bufs, m->len,
+					 p->block_size, p->blocks, m->stack);
 	}
-	/* touch every page now: a page fault on the data path costs more
-	 * than the copy (huge pages would do as well) */
-	prefault(mem, len);
-	rc = plx_pool_init(pool, mem, len, p->block_size, p->blocks);
 	if (rc) {
 		fprintf(stderr, "plx_pool_init: %s\n", plx_strerror(rc));
-		free(mem);
-		return NULL;
+		return -1;
 	}
-	*len_out = len;
-	return mem;
+	return 0;
+}
+
+/* Device pool: attach the CUDA transport (after TCP, before the pool is
+ * registered, so that the registration sees device memory). */
+static int pool_attach(struct kvmem *m, struct plx_reactor *r,
+		       const struct params *p)
+{
+	struct plx_cuda_config cc;
+	int rc;
+
+	if (!m->cuda)
+		return 0;
+	rc = plx_mem_register(r, &m->breg, m->bounce, BOUNCE_BYTES, 0);
+	if (!rc) {
+		plx_cuda_config_init(&cc);
+		cc.library = p->cuda_lib;
+		cc.bounce = &m->breg;
+		rc = plx_cuda_init(r, &cc);
+	}
+	return rc;
+}
+
+/* Device pool: give the bounce region back (refused while staging is in
+ * use), before plx_reactor_fini(). */
+static void pool_detach(struct kvmem *m, struct plx_reactor *r)
+{
+	uint64_t end = plx_now_ns() + 5000000000ull;
+
+	while (m->breg.plx_key &&
+	       plx_mem_deregister(r, &m->breg) == PLX_EBUSY &&
+	       plx_now_ns() < end)
+		plx_reactor_poll(r);
+}
+
+/* Device pool: the registered pool must be known as device memory. */
+static int pool_registered(struct kvmem *m, struct plx_reactor *r,
+			   struct plx_region *reg)
+{
+	if (m->cuda && plx_cuda_region_path(r, reg) != PLX_CUDA_PATH_STAGING) {
+		fprintf(stderr, "the pool is not known as device memory\n");
+		return PLX_EINVAL;
+	}
+	return 0;
+}
+
+/* Device pool: what went through the bounce buffers. Every block must
+ * have been copied @dir (CU_D2H: out of the pool, CU_H2D: into it). */
+static int pool_staged(struct kvmem *m, struct plx_reactor *r, const char *who,
+		       uint32_t blocks, int dir)
+{
+	struct plx_cuda_stats st;
+	uint64_t copies, bytes;
+
+	if (!m->cuda)
+		return 0;
+	if (plx_cuda_stats(r, &st))
+		return -1;
+	copies = dir == CU_D2H ? st.copies_d2h : st.copies_h2d;
+	bytes = dir == CU_D2H ? st.bytes_d2h : st.bytes_h2d;
+	printf("%s: through the bounce buffers, %" PRIu64
+	       " %s copies of %" PRIu64 " bytes in all, %" PRIu64
+	       " waits for a slot, %" PRIu64 " copy errors\n",
+	       who, copies, dir == CU_D2H ? "device-to-host" : "host-to-device",
+	       bytes, st.slot_waits, st.copy_errors);
+	if (copies < blocks || st.copy_errors) {
+		fprintf(stderr, "%s: the blocks were not staged\n", who);
+		return -1;
+	}
+	return 0;
+}
+
+/* Write block @id's contents into @blk (in the pool's memory). */
+static int block_fill(struct kvmem *m, const struct params *p, uint8_t *blk,
+		      uint32_t id)
+{
+	if (!m->cuda) {
+		fill(p, blk, id);
+		return 0;
+	}
+	fill(p, m->host, id);
+	return cu_memcpy(blk, m->host, p->block_size, CU_H2D) ? -1 : 0;
+}
+
+/* 0 when @blk (in the pool's memory) holds block @id's contents. */
+static int block_check(struct kvmem *m, const struct params *p,
+		       const uint8_t *blk, uint32_t id)
+{
+	if (!m->cuda)
+		return check(p, blk, id);
+	if (cu_memcpy(m->host, blk, p->block_size, CU_D2H))
+		return -1;
+	return check(p, m->host, id);
+}
+
+/* After plx_reactor_fini(): nothing of it is registered any more. */
+static void pool_free(struct kvmem *m)
+{
+	if (m->cuda) {
+		if (m->bufs)
+			cu_free(m->bufs);
+	} else {
+		free(m->bufs);
+	}
+	free(m->stack);
+	free(m->host);
+	free(m->bounce);
 }
 
 /* One busy-polling process per CPU, when there are two. */
@@ -167,8 +358,7 @@ static int reactor_done(struct plx_reactor *r)
 struct decode {
 	struct plx_reactor r;
 	const struct params *p;
-	struct plx_pool pool;
-	uint8_t *mem;
+	struct kvmem m;
 	struct plx_ep *ep; /* prefill */
 	int down;
 	uint8_t **slot;	 /* block id -> its buffer */
@@ -228,7 +418,6 @@ static int run_decode(const struct params *p, const char *addr, uint16_t port,
 	struct plx_op op;
 	uint64_t *table = calloc(p->blocks, sizeof(*table));
 	uint64_t end;
-	size_t len = 0;
 	uint16_t bound = 0;
 	int rc, sent = 0, status = 1, registered = 0;
 
@@ -236,8 +425,7 @@ static int run_decode(const struct params *p, const char *addr, uint16_t port,
 	d.p = p;
 	d.slot = calloc(p->blocks, sizeof(*d.slot));
 	d.ready = calloc(p->blocks, sizeof(*d.ready));
-	d.mem = pool_make(&d.pool, p, &len);
-	if (!table || !d.slot || !d.ready || !d.mem)
+	if (!table || !d.slot || !d.ready || pool_make(&d.m, p))
 		goto out_free;
 	rc = plx_reactor_init(&d.r, NULL);
 	if (rc) {
@@ -249,11 +437,15 @@ static int run_decode(const struct params *p, const char *addr, uint16_t port,
 	cfg.imm_cb = block_ready;
 	cfg.cb_arg = &d;
 	rc = plx_tcp_init(&d.r, &cfg);
+	if (!rc)
+		rc = pool_attach(&d.m, &d.r, p);
 	/* the whole pool memory is one region; peers may only write it */
 	if (!rc)
-		rc = plx_mem_register(&d.r, &reg, d.mem, len,
+		rc = plx_mem_register(&d.r, &reg, d.m.bufs, d.m.len,
 				      PLX_ACCESS_REMOTE_WRITE);
 	registered = !rc;
+	if (!rc)
+		rc = pool_registered(&d.m, &d.r, &reg);
 	if (!rc)
 		rc = plx_mem_name(&d.r, &reg, POOL_NAME);
 	if (!rc)
@@ -269,18 +461,19 @@ static int run_decode(const struct params *p, const char *addr, uint16_t port,
 		close(port_fd);
 		port_fd = -1;
 	} else {
-		printf("decode: pool \"%s\" (%u blocks of %zu bytes), "
-		       "listening on port %u\n",
-		       POOL_NAME, p->blocks, p->block_size, bound);
+		printf("decode: pool \"%s\" (%u blocks of %zu bytes in %s "
+		       "memory), listening on port %u\n",
+		       POOL_NAME, p->blocks, p->block_size,
+		       p->cuda ? "device" : "host", bound);
 		fflush(stdout);
 	}
 
 	/* the request's blocks: one pool buffer each */
 	for (uint32_t i = 0; i < p->blocks; i++) {
-		d.slot[i] = plx_pool_get(&d.pool);
+		d.slot[i] = plx_pool_get(&d.m.pool);
 		if (!d.slot[i])
 			goto out_reactor;
-		table[i] = (uint64_t)(d.slot[i] - d.mem);
+		table[i] = (uint64_t)(d.slot[i] - d.m.bufs);
 	}
 	plx_op_init(&op, NULL, NULL);
 	end = plx_now_ns() + CONNECT_NS;
@@ -304,7 +497,7 @@ static int run_decode(const struct params *p, const char *addr, uint16_t port,
 		while (d.nready) {
 			uint32_t id = d.ready[--d.nready];
 
-			if (check(p, d.slot[id], id)) {
+			if (block_check(&d.m, p, d.slot[id], id)) {
 				fprintf(stderr, "decode: block %u corrupt\n",
 					id);
 				d.bad++;
@@ -312,7 +505,7 @@ static int run_decode(const struct params *p, const char *addr, uint16_t port,
 				d.verified++;
 			}
 			/* consumed: the buffer goes back to the pool */
-			plx_pool_put(&d.pool, d.slot[id]);
+			plx_pool_put(&d.m.pool, d.slot[id]);
 			d.slot[id] = NULL;
 		}
 	}
@@ -328,7 +521,9 @@ static int run_decode(const struct params *p, const char *addr, uint16_t port,
 			       (double)(p->blocks - 1) * (double)p->block_size /
 				       s / 1e9);
 		printf("\n");
-		status = 0;
+		status = pool_staged(&d.m, &d.r, "decode", p->blocks, CU_H2D) ?
+				 1 :
+				 0;
 	} else {
 		fprintf(stderr, "decode: %u of %u blocks verified, %u bad\n",
 			d.verified, p->blocks, d.bad);
@@ -342,12 +537,13 @@ out_reactor:
 		plx_reactor_poll(&d.r);
 	if (registered)
 		plx_mem_deregister(&d.r, &reg);
+	pool_detach(&d.m, &d.r);
 	if (reactor_done(&d.r))
 		status = 1;
 out_free:
 	if (port_fd >= 0)
 		close(port_fd);
-	free(d.mem);
+	pool_free(&d.m);
 	free(d.slot);
 	free(d.ready);
 	free(table);
@@ -417,27 +613,28 @@ static int run_prefill(const struct params *p, const char *host, uint16_t port)
 {
 	static struct prefill f;
 	struct plx_tcp_config cfg;
-	struct plx_pool pool;
+	struct kvmem m;
 	struct plx_region reg;
 	struct plx_desc dst;
 	struct plx_ep *ep;
 	struct plx_op rop, nop;
 	uint64_t *table = calloc(p->blocks, sizeof(*table));
 	uint8_t **blk = calloc(p->blocks, sizeof(*blk));
-	uint8_t *mem;
-	size_t len = 0;
 	uint64_t t0, t1, end;
 	uint32_t next = 0;
 	int rc, status = 1, registered = 0;
 
 	memset(&f, 0, sizeof(f));
-	mem = pool_make(&pool, p, &len);
-	if (!table || !blk || !mem)
+	memset(&m, 0, sizeof(m));
+	if (!table || !blk || pool_make(&m, p))
 		goto out_free;
 	/* the blocks this prefill produced */
 	for (uint32_t i = 0; i < p->blocks; i++) {
-		blk[i] = plx_pool_get(&pool);
-		fill(p, blk[i], i);
+		blk[i] = plx_pool_get(&m.pool);
+		if (block_fill(&m, p, blk[i], i)) {
+			fprintf(stderr, "prefill: cudaMemcpy failed\n");
+			goto out_free;
+		}
 	}
 	rc = plx_reactor_init(&f.r, NULL);
 	if (rc) {
@@ -448,11 +645,16 @@ static int run_prefill(const struct params *p, const char *host, uint16_t port)
 	cfg.event_cb = prefill_event;
 	cfg.cb_arg = &f;
 	rc = plx_tcp_init(&f.r, &cfg);
-	/* registered like decode's: an RDMA transport would need it */
 	if (!rc)
-		rc = plx_mem_register(&f.r, &reg, mem, len,
+		rc = pool_attach(&m, &f.r, p);
+	/* registered like decode's: an RDMA transport would need it, and
+	 * device memory is known as such from its registration */
+	if (!rc)
+		rc = plx_mem_register(&f.r, &reg, m.bufs, m.len,
 				      PLX_ACCESS_REMOTE_READ);
 	registered = !rc;
+	if (!rc)
+		rc = pool_registered(&m, &f.r, &reg);
 	if (!rc)
 		rc = plx_tcp_connect(&f.r, host, port, &ep);
 	if (rc) {
@@ -525,7 +727,9 @@ static int run_prefill(const struct params *p, const char *host, uint16_t port)
 		       p->blocks, p->block_size, s * 1e3, (double)p->blocks / s,
 		       (double)p->blocks * (double)p->block_size / s / 1e9,
 		       p->window);
-		status = 0;
+		status = pool_staged(&m, &f.r, "prefill", p->blocks, CU_D2H) ?
+				 1 :
+				 0;
 		f.finished = 1;
 	} else {
 		fprintf(stderr, "prefill: %u of %u blocks written, %u failed\n",
@@ -535,16 +739,44 @@ static int run_prefill(const struct params *p, const char *host, uint16_t port)
 out_reactor:
 	if (registered)
 		plx_mem_deregister(&f.r, &reg);
+	pool_detach(&m, &f.r);
 	if (reactor_done(&f.r))
 		status = 1;
 out_free:
-	free(mem);
+	pool_free(&m);
 	free(table);
 	free(blk);
 	return status;
 }
 
 /* ---- main --------------------------------------------------------------- */
+
+/*
+ * --memory cuda: 0 when a CUDA device can be used, 77 (skip) when there is
+ * none, 1 when the runtime lacks what this example calls. The probe runs
+ * in a child process: a process that initialised CUDA must not fork a
+ * child that uses it, and the one-command mode forks the prefill later.
+ */
+static int cuda_usable(const char *lib)
+{
+	const char *why = NULL;
+	pid_t child = fork();
+	int st;
+
+	if (child < 0)
+		return 1;
+	if (child == 0)
+		_exit(plx_cuda_probe(lib, &why) ? 77 : 0);
+	if (waitpid(child, &st, 0) != child || !WIFEXITED(st))
+		return 1;
+	if (WEXITSTATUS(st) == 77) {
+		plx_cuda_probe(lib, &why); /* again here, only to say why */
+		fprintf(stderr, "kv_transfer: no CUDA device (%s)\n",
+			why ? why : "?");
+		return 77;
+	}
+	return WEXITSTATUS(st) || load_runtime(lib) ? 1 : 0;
+}
 
 static int parse_u64(const char *s, uint64_t *out)
 {
@@ -584,6 +816,11 @@ int main(int argc, char **argv)
 		i++;
 		if (!strcmp(a, "--role")) {
 			role = val;
+		} else if (!strcmp(a, "--memory") &&
+			   (!strcmp(val, "host") || !strcmp(val, "cuda"))) {
+			p.cuda = !strcmp(val, "cuda");
+		} else if (!strcmp(a, "--cuda-library")) {
+			p.cuda_lib = val;
 		} else if (!strcmp(a, "--host")) {
 			host = val;
 		} else if (parse_u64(val, &v)) {
@@ -604,6 +841,21 @@ int main(int argc, char **argv)
 			goto usage;
 		}
 	}
+	if (!p.cuda_lib && getenv("PLX_CUDA_LIBRARY") &&
+	    *getenv("PLX_CUDA_LIBRARY"))
+		p.cuda_lib = getenv("PLX_CUDA_LIBRARY");
+	if (p.cuda && p.block_size > BOUNCE_BYTES / 2) {
+		/* a write_imm from or into device memory is staged in one
+		 * run of bounce slots, at most half the pool (docs/cuda.md) */
+		fprintf(stderr, "--memory cuda: blocks of at most %u MiB\n",
+			BOUNCE_BYTES >> 21);
+		goto usage;
+	}
+	if (p.cuda) {
+		rc = cuda_usable(p.cuda_lib);
+		if (rc)
+			return rc;
+	}
 	if (role && !strcmp(role, "decode") && !host)
 		return run_decode(&p, "0.0.0.0",
 				  have_port ? (uint16_t)port : DEFAULT_PORT,
@@ -615,8 +867,10 @@ int main(int argc, char **argv)
 
 	/* one command: fork the prefill; it learns the port through a pipe.
 	 * Each process creates its reactor after the fork. */
-	printf("kv_transfer: %u blocks of %zu bytes, window %u, seed %#llx\n",
-	       p.blocks, p.block_size, p.window, (unsigned long long)p.seed);
+	printf("kv_transfer: %u blocks of %zu bytes in %s memory, window %u, "
+	       "seed %#llx\n",
+	       p.blocks, p.block_size, p.cuda ? "device" : "host", p.window,
+	       (unsigned long long)p.seed);
 	fflush(stdout);
 	if (pipe(fds))
 		return 1;
@@ -646,6 +900,7 @@ usage:
 	fprintf(stderr,
 		"usage: %s [--blocks N] [--block-size BYTES] [--window W] "
 		"[--seed S]\n"
+		"          [--memory host|cuda] [--cuda-library PATH]\n"
 		"       %s --role decode [--port P] [options]\n"
 		"       %s --role prefill --host ADDR --port P [options]\n",
 		argv[0], argv[0], argv[0]);
