@@ -89,7 +89,7 @@ PLX_API size_t plx_pool_bufs_memsize(size_t buf_size, uint32_t count);
  * (a pool of KV-cache blocks on a GPU, registered with
  * plx_mem_register() like any region). Such a pool cannot be a
  * transport's receive pool (plx_tcp_config.msg_pool,
- * plx_rdma_config.recv_pool), whose buffers the CPU fills.
+ * plx_rdma_config.recv_pool), whose buffers the CPU reads and writes.
  * Return: 0; PLX_EINVAL (NULL, zero sizes); PLX_ENOSPC (@bufs_len too
  * small, or that size overflows).
  * Thread context: any thread.
