@@ -136,12 +136,16 @@ static void prefault(uint8_t *mem, size_t len)
 typedef int (*cu_malloc_fn)(void **p, size_t n);
 typedef int (*cu_free_fn)(void *p);
 typedef int (*cu_memcpy_fn)(void *dst, const void *src, size_t n, int kind);
+typedef int (*cu_host_register_fn)(void *p, size_t n, unsigned int flags);
+typedef int (*cu_host_unregister_fn)(void *p);
 #define CU_H2D 1
 #define CU_D2H 2
 
 static cu_malloc_fn cu_malloc;
 static cu_free_fn cu_free;
 static cu_memcpy_fn cu_memcpy;
+static cu_host_register_fn cu_host_register;
+static cu_host_unregister_fn cu_host_unregister;
 
 /* The runtime pollux is given too (plx_cuda_config.library): @lib, else
  * the default names. */
@@ -160,8 +164,12 @@ static int load_runtime(const char *lib)
 	*(void **)&cu_malloc = dlsym(h, "cudaMalloc");
 	*(void **)&cu_free = dlsym(h, "cudaFree");
 	*(void **)&cu_memcpy = dlsym(h, "cudaMemcpy");
-	if (!cu_malloc || !cu_free || !cu_memcpy) {
-		fprintf(stderr, "cudaMalloc, cudaFree or cudaMemcpy missing\n");
+	*(void **)&cu_host_register = dlsym(h, "cudaHostRegister");
+	*(void **)&cu_host_unregister = dlsym(h, "cudaHostUnregister");
+	if (!cu_malloc || !cu_free || !cu_memcpy || !cu_host_register ||
+	    !cu_host_unregister) {
+		fprintf(stderr, "cudaMalloc, cudaFree, cudaMemcpy or "
+				"cudaHostRegister missing\n");
 		return -1;
 	}
 	return 0;
@@ -173,7 +181,11 @@ struct kvmem {
 	size_t len;	 /* bytes at bufs, registered as one region */
 	int cuda;	 /* bufs is device memory */
 	uint32_t *stack; /* device pool: its free stack, in host memory */
-	uint8_t *host;	 /* device pool: one block's bytes in host memory */
+	uint8_t *host;	 /* device pool: one block's bytes in host memory,
+			  * pinned (a copy from the device into pageable
+			  * memory goes through the driver's own buffer, and
+			  * decode's checks then slowed the transfer) */
+	int host_pinned;
 	uint8_t *bounce; /* device pool: the CUDA transport's bounce pool */
 	struct plx_region breg;
 };
@@ -203,8 +215,10 @@ static int pool_make(struct kvmem *m, const struct params *p)
 		/* the blocks on the GPU, the pool's bookkeeping on the host:
 		 * pollux never touches the buffers of a split pool */
 		m->len = plx_pool_bufs_memsize(p->block_size, p->blocks);
+		size_t hlen = (p->block_size + 4095) & ~(size_t)4095;
+
 		m->stack = calloc(p->blocks, sizeof(*m->stack));
-		m->host = malloc(p->block_size);
+		m->host = aligned_alloc(4096, hlen);
 		m->bounce = aligned_alloc(4096, BOUNCE_BYTES);
 		if (!m->len || !m->stack || !m->host || !m->bounce ||
 		    cu_malloc((void **)&m->bufs, m->len) || !m->bufs) {
@@ -212,6 +226,8 @@ static int pool_make(struct kvmem *m, const struct params *p)
 			return -1;
 		}
 		prefault(m->bounce, BOUNCE_BYTES);
+		prefault(m->host, hlen);
+		m->host_pinned = !cu_host_register(m->host, hlen, 0);
 		rc = plx_pool_init_split(&m->pool, m->bufs, m->len,
 					 p->block_size, p->blocks, m->stack);
 	}
@@ -320,6 +336,8 @@ static void pool_free(struct kvmem *m)
 	if (m->cuda) {
 		if (m->bufs)
 			cu_free(m->bufs);
+		if (m->host_pinned)
+			cu_host_unregister(m->host);
 	} else {
 		free(m->bufs);
 	}
