@@ -129,7 +129,7 @@ static void prefault(uint8_t *mem, size_t len)
 
 /* ---- the block pool: host or CUDA device memory ------------------------ */
 
-/* The three runtime calls the example makes itself (not through pollux),
+/* The runtime calls the example makes itself (not through pollux),
  * declared here so that it builds without the CUDA headers: cudaError_t is
  * an int-sized enum, 0 on success; cudaMemcpyKind 1 = host to device,
  * 2 = device to host. */
@@ -193,6 +193,7 @@ struct kvmem {
 /* Caller memory for a pool of p->blocks blocks, formatted. */
 static int pool_make(struct kvmem *m, const struct params *p)
 {
+	size_t hlen = (p->block_size + 4095) & ~(size_t)4095;
 	int rc;
 
 	memset(m, 0, sizeof(*m));
@@ -215,8 +216,6 @@ static int pool_make(struct kvmem *m, const struct params *p)
 		/* the blocks on the GPU, the pool's bookkeeping on the host:
 		 * pollux never touches the buffers of a split pool */
 		m->len = plx_pool_bufs_memsize(p->block_size, p->blocks);
-		size_t hlen = (p->block_size + 4095) & ~(size_t)4095;
-
 		m->stack = calloc(p->blocks, sizeof(*m->stack));
 		m->host = aligned_alloc(4096, hlen);
 		m->bounce = aligned_alloc(4096, BOUNCE_BYTES);
