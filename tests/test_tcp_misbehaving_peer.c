@@ -838,11 +838,18 @@ static void expect_violation(const char *name, const uint8_t *b, size_t n,
 	case_end();
 }
 
+/* @v as 4 little-endian bytes at @p */
+static void put_u32_le(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
 static void test_protocol_violations_close(void)
 {
 	uint8_t b[PLX__WIRE_HDR_MAX + 64], data[32];
 	struct plx__frame f;
-	size_t n;
+	size_t n, hdr;
 
 	memset(data, 0xee, sizeof(data));
 	E.seq = 0;
@@ -944,6 +951,18 @@ static void test_protocol_violations_close(void)
 	f.opcode = PLX__OP_READY;
 	n = enc(&f, b);
 	expect_violation("READY after the handshake", b, n, PLX_EPROTO);
+	/* the 4 bytes before a WRITE's CRC are padding and must be zero,
+	 * even under a CRC that matches them */
+	E.seq = 0;
+	n = write_frame(b, 256, data, sizeof(data));
+	hdr = (size_t)plx__wire_hdr_size(PLX__OP_WRITE);
+	b[hdr - 8] = 1;
+	put_u32_le(b + hdr - 4, plx__crc32c(0, b, hdr - 4));
+	expect_violation("WRITE with nonzero padding", b, n, PLX_EPROTO);
+	/* A header whose CRC does not match. (This case once set a byte it
+	 * took for WRITE_IMM's padding, which is the CRC's first byte: one
+	 * run in 256 found that byte already 1, so the frame was valid and
+	 * the case timed out.) */
 	memset(&f, 0, sizeof(f));
 	f.opcode = PLX__OP_WRITE_IMM;
 	f.id = 1;
@@ -951,10 +970,10 @@ static void test_protocol_violations_close(void)
 	f.key = T.rw.key;
 	f.payload_len = sizeof(data);
 	n = enc(&f, b);
-	b[PLX__WIRE_BASE + 20] = 1; /* pad */
+	b[n - 4] ^= 1; /* the CRC's first byte */
 	memcpy(b + n, data, sizeof(data));
-	expect_violation("WRITE_IMM with nonzero padding", b, n + sizeof(data),
-			 PLX_EPROTO);
+	expect_violation("WRITE_IMM with a wrong header CRC", b,
+			 n + sizeof(data), PLX_EPROTO);
 	EXPECT_EQ(T.imm_count, 0);
 
 	/* a peer's CLOSE with an error status ends the connection with it */
