@@ -250,8 +250,8 @@ static void test_random_get_put_matches_model(void)
 /*
  * A split pool never touches its buffers: here they are a PROT_NONE
  * mapping (any access faults), as device memory would be to the CPU.
- * Every buffer is handed out once, in order, distinct and 64 bytes apart
- * (rounded stride), index and put work, and sizes are checked.
+ * Every buffer is handed out once, in order, 128 bytes apart (100 rounded
+ * up to a multiple of 64), index and put work, and sizes are checked.
  */
 static void test_split_pool_never_touches_buffers(void)
 {
