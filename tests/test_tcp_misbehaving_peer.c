@@ -868,8 +868,15 @@ static void test_protocol_violations_close(void)
 	expect_violation("unknown opcode 0x00", b, n, PLX_EPROTO);
 	E.seq = 0;
 	n = write_frame(b, 256, data, sizeof(data));
-	b[3] = 0x80;
+	b[3] = 0x40; /* 0x80 is defined: a riding ACK */
 	expect_violation("undefined flag on WRITE", b, n, PLX_EPROTO);
+	/* the riding-ACK flag set after encoding: the header is taken to be
+	 * 8 bytes longer, so its CRC is read from the payload */
+	E.seq = 0;
+	n = write_frame(b, 256, data, sizeof(data));
+	b[3] = 0x80;
+	expect_violation("riding-ACK flag on a WRITE encoded without one", b, n,
+			 PLX_EPROTO);
 
 	/* lengths above the target's limits (header only is enough) */
 	memset(&f, 0, sizeof(f));
