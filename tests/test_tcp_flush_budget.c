@@ -120,7 +120,6 @@ static void *b_thread(void *arg)
 	return NULL;
 }
 
-/* Bytes of @t's frame that have left A's queue. */
 /* Every one of @w[0..n) completed. */
 static int all_done(const struct tracked *w, int n)
 {
@@ -130,6 +129,7 @@ static int all_done(const struct tracked *w, int n)
 	return 1;
 }
 
+/* Bytes of @t's frame that have left A's queue. */
 static uint64_t left_queue(struct tracked *t)
 {
 	struct plx__op *o = plx__op(&t->op);

@@ -838,18 +838,11 @@ static void expect_violation(const char *name, const uint8_t *b, size_t n,
 	case_end();
 }
 
-/* @v as 4 little-endian bytes at @p */
-static void put_u32_le(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static void test_protocol_violations_close(void)
 {
 	uint8_t b[PLX__WIRE_HDR_MAX + 64], data[32];
 	struct plx__frame f;
-	size_t n, hdr;
+	size_t n;
 
 	memset(data, 0xee, sizeof(data));
 	E.seq = 0;
@@ -962,9 +955,8 @@ static void test_protocol_violations_close(void)
 	 * even under a CRC that matches them */
 	E.seq = 0;
 	n = write_frame(b, 256, data, sizeof(data));
-	hdr = (size_t)plx__wire_hdr_size(PLX__OP_WRITE);
-	b[hdr - 8] = 1;
-	put_u32_le(b + hdr - 4, plx__crc32c(0, b, hdr - 4));
+	b[plx__wire_hdr_size(PLX__OP_WRITE) - 8] = 1;
+	EXPECT_EQ(plx__wire_seal(b), plx__wire_hdr_size(PLX__OP_WRITE));
 	expect_violation("WRITE with nonzero padding", b, n, PLX_EPROTO);
 	/* A header whose CRC does not match. (This case once set a byte it
 	 * took for WRITE_IMM's padding, which is the CRC's first byte: one
