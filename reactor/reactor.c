@@ -405,22 +405,29 @@ PLX__HOT static int poll_transports(struct plx_reactor *r,
 PLX__HOT PLX_API int plx_reactor_poll(struct plx_reactor *r)
 {
 	struct plx__reactor *x = plx__r(r);
+	bool due;
 	int n;
 
 	PLX__ASSERT_OWNER(x);
 	x->st.polls++;
 	if (PLX__UNLIKELY(x->armed))
 		disarm(x);
+	/* phase 5 asks here whether the earliest deadline may have passed:
+	 * the clock's code and data are then touched before the transports'
+	 * system calls, not between the read that brings a message in and
+	 * the write it causes (docs/benchmarks.md, "Stop 19"). A deadline
+	 * that passes during this poll is run by the next one; one started
+	 * due within the clock's resolution sets timer_soon. */
+	due = x->timers.n &&
+	      plx__now_coarse() + x->coarse_res >= plx__timers_next(x);
 	/* phase 1: request rings */
 	n = drain_ring(r, x);
 	/* phases 2-4: CQs, sockets, CUDA events (slots sorted by phase) */
 	if (x->npolled)
 		n += poll_transports(r, x);
 	/* phase 5: timers. The precise clock is read only when the coarse
-	 * one (a few ns) says the earliest deadline may have passed. */
-	if (x->timers.n &&
-	    (x->timer_soon ||
-	     plx__now_coarse() + x->coarse_res >= plx__timers_next(x))) {
+	 * one (a few ns) said the earliest deadline may have passed. */
+	if (x->timers.n && (due || x->timer_soon)) {
 		x->timer_soon = false;
 		n += plx__timers_run(r, plx_now_ns());
 	}

@@ -11,7 +11,9 @@
  *   2. poll RDMA completion queues          (transports of phase CQ)
  *   3. poll sockets                         (transports of phase SOCKET)
  *   4. poll CUDA copy events                (transports of phase CUDA)
- *   5. fire expired timers
+ *   5. fire expired timers (whether one may have expired is asked when
+ *      the poll begins: a timer expiring during phases 1-4 fires in the
+ *      next poll, unless it was started due within the clock's tick)
  *   6. run deferred completions
  *
  * and returns the number of events it handled (0 when idle).
