@@ -10,7 +10,7 @@
  *             [--stripes N] [--quick] [--json | --md]
  *             [--floor-only | --no-floor] [--transport tcp|rdma]
  *             [--floor-header BYTES] [--floor-split BYTES | --floor-stage]
- *             [--cc NAME]
+ *             [--cc NAME] [--no-headroom]
  *
  * Defaults: every op, sizes 8, 64, 512, 4k, 64k, 1m, 64m, windows 1, 16,
  * 256, 3 rounds, 10000 iterations (fewer for large sizes: at most 512 MiB
@@ -306,6 +306,7 @@ struct opts {
 	int batch;	    /* BATCH_* */
 	int stripes;	    /* -1: the library default */
 	const char *cc;	    /* --cc: TCP congestion control, NULL: system */
+	int no_headroom;    /* --no-headroom: ping-pongs without it */
 };
 
 enum {
@@ -358,6 +359,22 @@ static void *xalloc(size_t n)
 		die("out of memory", PLX_ENOMEM);
 	memset(p, 0, n);
 	return p;
+}
+
+/*
+ * A send buffer, page-aligned as xalloc()'s, with PLX_HEADROOM bytes in
+ * front of it that pollux may use (PLX_OP_HEADROOM, set on the ping-pong
+ * ops: one op at a time sends from each such buffer). Never freed.
+ */
+static uint8_t *xalloc_room(size_t n)
+{
+	return (uint8_t *)xalloc(n + 4096) + 4096;
+}
+
+/* The ping-pongs' send ops: with PLX_OP_HEADROOM unless --no-headroom. */
+static void room_op(struct plx_op *op)
+{
+	op->flags = opt.no_headroom ? 0 : PLX_OP_HEADROOM;
 }
 
 /* --transport rdma: a receive pool and registered send buffers per side
@@ -1124,7 +1141,8 @@ static void *server(void *arg)
 
 	(void)arg;
 	pin(0);
-	S.sbuf = xalloc(g_max + FLOOR_HDR_MAX);
+	S.sbuf = xalloc_room(g_max + FLOOR_HDR_MAX);
+	room_op(&S.sop); /* one echo at a time sends from S.sbuf */
 	S.rbuf = xalloc(g_max + FLOOR_HDR_MAX);
 	tcp_cfg(&cfg, srv_imm, NULL);
 	cfg.event_cb = srv_event;
@@ -1282,6 +1300,7 @@ static void lat_pollux(int op, size_t size, uint64_t warm, uint64_t total,
 	cmd(modes[op], size, 0, 1);
 	plx_op_init(a, NULL, NULL);
 	plx_op_init(b, NULL, NULL);
+	room_op(a);
 	for (uint64_t i = 0; i < total; i++) {
 		uint64_t t0, t1;
 		size_t cursor = 0;
@@ -1905,13 +1924,14 @@ static void print_json(const double *load)
 	       "\"retransmits\": {\"latency\": [%" PRIu64 ", %" PRIu64
 	       "], \"bandwidth\": [%" PRIu64 ", %" PRIu64 "]},\n "
 	       "\"floor_header\": %zu, \"floor_split\": %zu, "
-	       "\"floor_stage\": %s,\n \"latency\": [",
+	       "\"floor_stage\": %s, \"headroom\": %s,\n \"latency\": [",
 	       sysconf(_SC_NPROCESSORS_ONLN), cpu_desc(), load[0], load[1],
 	       opt.rounds, opt.iters, opt.secs, batch_names[opt.batch],
 	       g_stripes, HEAP_COUNTED ? "true" : "false", g_heap_allocs,
 	       g_ops_measured, floor_cc(), g_retrans[0][0], g_retrans[0][1],
 	       g_retrans[1][0], g_retrans[1][1], opt.floor_hdr, opt.floor_split,
-	       opt.floor_stage ? "true" : "false");
+	       opt.floor_stage ? "true" : "false",
+	       opt.no_headroom ? "false" : "true");
 	for (int i = 0; i < nlat; i++) {
 		const struct lat_row *r = &lat_rows[i];
 
@@ -2241,7 +2261,11 @@ static void usage(const char *prog)
 		"                   (up to 64 KiB with its header) into a "
 		"staging\n"
 		"                   buffer and copy it out, as pollux reads a "
-		"frame\n",
+		"frame\n"
+		"  --no-headroom    pollux's ping-pongs without "
+		"PLX_OP_HEADROOM (each\n"
+		"                   frame then leaves as header and payload, "
+		"two iovecs)\n",
 		prog, MAX_WINDOW / 2);
 }
 
@@ -2269,6 +2293,8 @@ static int parse_args(int argc, char **argv)
 			opt.no_floor = 1;
 		} else if (!strcmp(a, "--floor-stage")) {
 			opt.floor_stage = 1;
+		} else if (!strcmp(a, "--no-headroom")) {
+			opt.no_headroom = 1;
 		} else if (!v) {
 			bad = 1;
 		} else if (!strcmp(a, "--ops")) {
@@ -2416,7 +2442,7 @@ int main(int argc, char **argv)
 	while (!__atomic_load_n(&g_srv_ready, __ATOMIC_ACQUIRE))
 		sched_yield();
 	pin(1);
-	C.sbuf = xalloc(g_max + FLOOR_HDR_MAX);
+	C.sbuf = xalloc_room(g_max + FLOOR_HDR_MAX);
 	C.rbuf = xalloc(g_max + FLOOR_HDR_MAX);
 	tcp_cfg(&cfg, cli_imm, NULL);
 	cfg.event_cb = cli_event;
@@ -2507,6 +2533,8 @@ int main(int argc, char **argv)
 		printf("load average (1 min): %.2f at the start, %.2f at the "
 		       "end; stripes %u, batch %s",
 		       load[0], load[1], g_stripes, batch_names[opt.batch]);
+		printf("; ping-pongs %s PLX_OP_HEADROOM",
+		       opt.no_headroom ? "without" : "with");
 		if (opt.floor_hdr)
 			printf("; latency floor: %zu-byte header in front of "
 			       "each message",

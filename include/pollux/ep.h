@@ -57,8 +57,24 @@ struct plx_ep;
 struct plx_op {
 	struct plx_req req;  /* cb, user, status, bytes */
 	uint64_t timeout_ns; /* 0: the transport's default */
+	uint32_t flags;	     /* PLX_OP_*; plx_op_init() clears them */
+	uint32_t plx_pad;
 	uint64_t plx_priv[33];
 };
+
+/*
+ * PLX_OP_HEADROOM - the PLX_HEADROOM bytes just before the source of a
+ * send, write or write_imm are pollux's too, from submission until the
+ * completion, and their contents are lost. Over TCP, pollux writes the
+ * frame header there and hands header and payload to the kernel as one
+ * buffer, which is cheaper than two (docs/tcp.md, "Headroom"). Where it
+ * cannot (RDMA, a buffer in device memory, an op split over striped
+ * connections) the flag is ignored and those bytes are left alone. Two
+ * ops in flight must not share them. Submitting an op with a flag not
+ * defined here returns PLX_EINVAL.
+ */
+#define PLX_OP_HEADROOM 0x1u
+#define PLX_HEADROOM 128
 
 /*
  * plx_op_init() - prepare @op; @cb runs on the owner thread at completion

@@ -378,6 +378,21 @@ PLX__HOT static ssize_t tx_send(struct plx__conn *c, const struct iovec *iov,
 static void send_ack(struct plx__conn *c);
 
 /* A flush is under way: the next poll need not flush @c. */
+/*
+ * PLX_OP_HEADROOM: the header of @e, which has not started to leave, is
+ * copied just before its payload; returns where the frame now starts, as
+ * one buffer. The header is final by then (a riding ACK is written before
+ * a frame first leaves), and until the frame is gone the copy equals
+ * e->hdr, so a frame cut short goes on from either.
+ */
+PLX__HOT static const uint8_t *room_hdr(const struct plx__txe *e)
+{
+	uint8_t *h = (uint8_t *)(uintptr_t)e->payload - e->hdr_len;
+
+	copy_bytes(h, e->hdr, e->hdr_len);
+	return h;
+}
+
 PLX__HOT static void dirty_clear(struct plx__conn *c)
 {
 	if (c->tx_dirty) {
@@ -422,7 +437,10 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 			bool cut;
 
 			if (off < e->hdr_len) {
-				iov[k].iov_base = (void *)(e->hdr + off);
+				iov[k].iov_base =
+					(void *)(off == 0 && e->room ?
+							 room_hdr(e) :
+							 e->hdr + off);
 				iov[k++].iov_len = e->hdr_len - off;
 				total += e->hdr_len - off;
 				off = 0;
@@ -440,7 +458,14 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 
 				take = room - room % PLX__TCP_CUT;
 			}
-			if (take) {
+			if (take && k &&
+			    (const uint8_t *)iov[k - 1].iov_base +
+					    iov[k - 1].iov_len ==
+				    e->payload + off) {
+				/* the header in the headroom: one buffer */
+				iov[k - 1].iov_len += take;
+				total += take;
+			} else if (take) {
 				iov[k].iov_base = (void *)(e->payload + off);
 				iov[k++].iov_len = take;
 				total += take;
@@ -500,6 +525,11 @@ PLX__HOT static int send_idle(struct plx__conn *c, struct plx__txe *e)
 	uint64_t len = e->hdr_len + e->payload_len;
 	ssize_t n;
 
+	if (e->room) {
+		iov[0].iov_base = (void *)room_hdr(e);
+		iov[0].iov_len = len;
+		msg.msg_iovlen = 1;
+	}
 	dirty_clear(c);
 	do
 		n = tx_send(c, iov, (int)msg.msg_iovlen, &msg, len);

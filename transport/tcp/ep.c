@@ -234,6 +234,11 @@ PLX__HOT static void conn_submit(struct plx__conn *c, struct plx__op *o)
 	if (o->kind != PLX__K_READ) {
 		o->tx.payload = o->src;
 		o->tx.payload_len = f.payload_len;
+		/* a piece of a split op has no flags (try_split() zeroes it):
+		 * the bytes before a piece are the payload of the one
+		 * before */
+		o->tx.room = (o->flags & PLX_OP_HEADROOM) && f.payload_len &&
+			     !o->dev;
 	}
 	/* eager: sent at once unless in a batch or behind a full socket */
 	rc = plx__conn_submit(c, &o->tx, o->ep->corked);
@@ -841,6 +846,8 @@ static int op_begin(struct plx_ep **epp, struct plx_op *op)
 	PLX__ASSERT_OWNER(plx__r(t->r));
 	if (op_busy(op))
 		return PLX_EBUSY;
+	if (op->flags & ~PLX_OP_HEADROOM)
+		return PLX_EINVAL;
 	if (ep->closing)
 		return PLX_ESHUTDOWN;
 	if (!ep->conn && !ep_connecting(ep))
@@ -1377,6 +1384,8 @@ static int mt_submit(struct plx_ep *ep, struct plx_op *op, uint8_t kind)
 {
 	struct plx__op *o = plx__op(op);
 
+	if (op->flags & ~PLX_OP_HEADROOM)
+		return PLX_EINVAL;
 	o->kind = kind;
 	o->ep = ep;
 	return plx_submit_call_mt(ep->t->r, &o->req, mt_start);

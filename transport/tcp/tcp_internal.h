@@ -69,6 +69,10 @@ struct plx__txe {
 	uint64_t sent; /* bytes of header + payload already written */
 	uint32_t hdr_len;
 	uint8_t is_op; /* 1: embedded in a struct plx__op */
+	/* 1: the PLX_HEADROOM bytes before payload are ours
+	 * (PLX_OP_HEADROOM): the header is copied there when the frame
+	 * starts to leave, and header and payload go as one buffer */
+	uint8_t room;
 };
 
 enum plx__op_kind {
@@ -96,6 +100,8 @@ enum plx__op_state {
 struct plx__op {
 	struct plx_req req;
 	uint64_t timeout_ns;
+	uint32_t flags; /* PLX_OP_* */
+	uint32_t pad;
 	/* private */
 	struct plx__txe tx;
 	struct plx__op *next; /* backlog / wait list / posted list */
@@ -134,6 +140,13 @@ struct plx__op {
 
 _Static_assert(sizeof(struct plx__op) <= sizeof(struct plx_op),
 	       "struct plx_op private area too small");
+_Static_assert(offsetof(struct plx__op, flags) ==
+			       offsetof(struct plx_op, flags) &&
+		       offsetof(struct plx__op, timeout_ns) ==
+			       offsetof(struct plx_op, timeout_ns),
+	       "struct plx_op public fields");
+_Static_assert(PLX__WIRE_HDR_MAX <= PLX_HEADROOM,
+	       "a frame header fits the headroom");
 
 /* Ops answered by a response (read, resolve) rather than an ACK. */
 static inline int plx__op_has_response(const struct plx__op *o)
