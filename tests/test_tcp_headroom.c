@@ -22,6 +22,8 @@
  *    bytes before the source are left alone.
  * 6. An undefined flag: PLX_EINVAL from plx_ep_send() and plx_ep_send_mt(),
  *    and the op is not taken (it is sent next with the flag fixed).
+ * 7. A resolve with the flag: its payload is the region's name, not a
+ *    source; the bytes before the name are left alone, and it resolves.
  */
 #include <string.h>
 
@@ -312,6 +314,33 @@ static void test_undefined_flag(void)
 	room_free(src);
 }
 
+static void test_resolve_ignores(void)
+{
+	struct plx_ep *ep = connect_pair(no_stripes);
+	uint8_t mem[256], *name = room_buf(16, 5);
+	struct plx_region reg;
+	struct plx_desc d, got;
+	struct tracked w;
+
+	memcpy(name, "kv-cache-blocks", 16);
+	EXPECT_OK(
+		plx_mem_register(&B.r, &reg, mem, sizeof(mem), PLX_ACCESS_ALL));
+	EXPECT_OK(plx_mem_name(&B.r, &reg, (const char *)name));
+	EXPECT_OK(plx_mem_desc(&B.r, &reg, &d));
+	tracked_init(&w);
+	w.op.flags = PLX_OP_HEADROOM;
+	EXPECT_OK(plx_ep_resolve(ep, &w.op, (const char *)name, &got));
+	EXPECT_TRUE(pair_until(&A, &B, &w.done, 5000));
+	EXPECT_OK(w.status);
+	EXPECT_U64_EQ(got.addr, d.addr);
+	EXPECT_U64_EQ(got.key, d.key);
+	EXPECT_EQ(room_untouched(name), PLX_HEADROOM);
+	EXPECT_OK(plx_mem_deregister(&B.r, &reg));
+	side_fini(&A, &B);
+	side_fini(&B, NULL);
+	room_free(name);
+}
+
 int main(void)
 {
 	test_eager_and_plain();
@@ -319,6 +348,7 @@ int main(void)
 	test_cut_by_budget();
 	test_striped_ignores();
 	test_undefined_flag();
+	test_resolve_ignores();
 	printf("test_tcp_headroom: ok\n");
 	return 0;
 }

@@ -377,7 +377,6 @@ PLX__HOT static ssize_t tx_send(struct plx__conn *c, const struct iovec *iov,
 
 static void send_ack(struct plx__conn *c);
 
-/* A flush is under way: the next poll need not flush @c. */
 /*
  * PLX_OP_HEADROOM: the header of @e, which has not started to leave, is
  * copied just before its payload; returns where the frame now starts, as
@@ -393,6 +392,7 @@ PLX__HOT static const uint8_t *room_hdr(const struct plx__txe *e)
 	return h;
 }
 
+/* A flush is under way: the next poll need not flush @c. */
 PLX__HOT static void dirty_clear(struct plx__conn *c)
 {
 	if (c->tx_dirty) {

@@ -236,9 +236,9 @@ PLX__HOT static void conn_submit(struct plx__conn *c, struct plx__op *o)
 		o->tx.payload_len = f.payload_len;
 		/* a piece of a split op has no flags (try_split() zeroes it):
 		 * the bytes before a piece are the payload of the one
-		 * before */
+		 * before. A resolve's payload is its name: not a source. */
 		o->tx.room = (o->flags & PLX_OP_HEADROOM) && f.payload_len &&
-			     !o->dev;
+			     !o->dev && o->kind != PLX__K_RESOLVE;
 	}
 	/* eager: sent at once unless in a batch or behind a full socket */
 	rc = plx__conn_submit(c, &o->tx, o->ep->corked);
