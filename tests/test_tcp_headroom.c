@@ -225,15 +225,14 @@ static void test_batch(void)
 	free(dst);
 }
 
-static void test_cut_by_budget(void)
+/* One write of @len bytes from A to a region of B with the flag; checks
+ * it lands. Returns its source, for the caller to check the headroom. */
+static uint8_t *write_one(struct plx_ep *ep, size_t len, uint32_t seed)
 {
-	size_t len = 3 * MIB;
-	struct plx_ep *ep = connect_pair(no_stripes);
-	uint8_t *dst = calloc(1, len), *src = room_buf(len, 7);
+	uint8_t *dst = calloc(1, len), *src = room_buf(len, seed);
 	struct plx_region reg;
 	struct plx_desc d;
 	struct tracked w;
-	struct plx__frame f;
 
 	EXPECT_OK(plx_mem_register(&B.r, &reg, dst, len, PLX_ACCESS_ALL));
 	EXPECT_OK(plx_mem_desc(&B.r, &reg, &d));
@@ -243,12 +242,22 @@ static void test_cut_by_budget(void)
 	EXPECT_TRUE(pair_until(&A, &B, &w.done, 10000));
 	EXPECT_OK(w.status);
 	EXPECT_MEM_EQ(dst, src, len);
-	check_room_hdr(src, PLX__OP_WRITE, len, &f);
 	EXPECT_OK(plx_mem_deregister(&B.r, &reg));
+	free(dst);
+	return src;
+}
+
+static void test_cut_by_budget(void)
+{
+	size_t len = 3 * MIB;
+	struct plx_ep *ep = connect_pair(no_stripes);
+	uint8_t *src = write_one(ep, len, 7);
+	struct plx__frame f;
+
+	check_room_hdr(src, PLX__OP_WRITE, len, &f);
 	side_fini(&A, &B);
 	side_fini(&B, NULL);
 	room_free(src);
-	free(dst);
 }
 
 static void striped(struct side *s)
@@ -260,32 +269,19 @@ static void striped(struct side *s)
 
 static void test_striped_ignores(void)
 {
-	size_t len = 256 * 1024;
 	struct plx_ep *ep = connect_pair(striped);
-	uint8_t *dst = calloc(1, len), *src = room_buf(len, 9);
-	struct plx_region reg;
-	struct plx_desc d;
-	struct tracked w;
 	uint64_t end = plx_now_ns() + 5000000000ull;
+	uint8_t *src;
 
 	/* the data connections come up after the first one */
 	while (plx_ep_conn_count(ep) < 3 && plx_now_ns() < end)
 		pair_poll(&A, &B);
 	EXPECT_EQ(plx_ep_conn_count(ep), 3);
-	EXPECT_OK(plx_mem_register(&B.r, &reg, dst, len, PLX_ACCESS_ALL));
-	EXPECT_OK(plx_mem_desc(&B.r, &reg, &d));
-	tracked_init(&w);
-	w.op.flags = PLX_OP_HEADROOM;
-	EXPECT_OK(plx_ep_write(ep, &w.op, src, len, &d, 0));
-	EXPECT_TRUE(pair_until(&A, &B, &w.done, 10000));
-	EXPECT_OK(w.status);
-	EXPECT_MEM_EQ(dst, src, len);
+	src = write_one(ep, 256 * 1024, 9);
 	EXPECT_EQ(room_untouched(src), PLX_HEADROOM);
-	EXPECT_OK(plx_mem_deregister(&B.r, &reg));
 	side_fini(&A, &B);
 	side_fini(&B, NULL);
 	room_free(src);
-	free(dst);
 }
 
 static void test_undefined_flag(void)
