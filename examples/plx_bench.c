@@ -364,11 +364,16 @@ static void *xalloc(size_t n)
 /*
  * A send buffer, page-aligned as xalloc()'s, with PLX_HEADROOM bytes in
  * front of it that pollux may use (PLX_OP_HEADROOM, set on the ping-pong
- * ops: one op at a time sends from each such buffer). Never freed.
+ * ops: one op at a time sends from each such buffer). free_room() frees.
  */
 static uint8_t *xalloc_room(size_t n)
 {
 	return (uint8_t *)xalloc(n + 4096) + 4096;
+}
+
+static void free_room(uint8_t *p)
+{
+	free(p - 4096);
 }
 
 /* The ping-pongs' send ops: with PLX_OP_HEADROOM unless --no-headroom. */
@@ -1181,7 +1186,7 @@ static void *server(void *arg)
 	if (rc)
 		die("server plx_reactor_fini", rc);
 	free(g_rdma[0].pool_mem);
-	free(S.sbuf);
+	free_room(S.sbuf);
 	free(S.rbuf);
 	return NULL;
 }
@@ -2583,7 +2588,7 @@ int main(int argc, char **argv)
 	free(g_rdma[1].pool_mem);
 	close(g_fd_cli);
 	close(g_fd_srv);
-	free(C.sbuf);
+	free_room(C.sbuf);
 	free(C.rbuf);
 	free(px);
 	free(fl);

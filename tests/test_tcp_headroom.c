@@ -57,7 +57,7 @@ static size_t room_untouched(const uint8_t *p)
 {
 	size_t k = 0;
 
-	while (k < PLX_HEADROOM && p[k - PLX_HEADROOM] == ROOM_BYTE)
+	while (k < PLX_HEADROOM && (p - PLX_HEADROOM)[k] == ROOM_BYTE)
 		k++;
 	return k;
 }
