@@ -17,7 +17,9 @@
  * Each client lives a random time (0.2 to 2 s), keeping WINDOW ops in
  * flight, each a random one of: a write (1 B to 64 KiB), a write_imm, a
  * read, a message with its echo, a batch of four writes, a receive that
- * times out, a receive or a read that is cancelled. Then it closes its
+ * times out, a receive or a read that is cancelled. Half the writes,
+ * write_imms and messages set PLX_OP_HEADROOM (each op's source has the
+ * 128 bytes in front to itself). Then it closes its
  * endpoint and connects again (through the proxy or directly, at
  * random, the same epoch either way), or restarts: plx_tcp_shutdown(),
  * plx_reactor_fini() and plx_reactor_init() again with the same node id
@@ -327,7 +329,16 @@ static struct client Cl[CLIENTS];
 static struct fproxy *proxy;
 static uint16_t proxy_port;
 static uint64_t stat_kind[K_NKINDS], stat_ok, stat_fail, stat_lifetimes,
-	stat_restarts, stat_reconnects, stat_faults, stat_stale;
+	stat_restarts, stat_reconnects, stat_faults, stat_stale, stat_room;
+
+/* Half the ops that may: with the header in the source's headroom. */
+static void maybe_room(struct plx_op *op)
+{
+	if (rnd(2)) {
+		op->flags = PLX_OP_HEADROOM;
+		stat_room++;
+	}
+}
 
 static int loss_status(int st)
 {
@@ -496,6 +507,7 @@ static void c_start_op(struct client *c, struct cop *o)
 		o->off = (uint64_t)(o - c->ops) * slot;
 		for (uint64_t k = 0; k < o->len; k++)
 			o->src[k] = pat(c->id, o->seq, k);
+		maybe_room(&o->op);
 		c_submit(c, o, &o->op,
 			 plx_ep_write(c->ep, &o->op, o->src, o->len, &c->desc,
 				      base));
@@ -506,6 +518,7 @@ static void c_start_op(struct client *c, struct cop *o)
 		o->len = 1 + rnd(4096);
 		for (uint64_t k = 0; k < o->len; k++)
 			o->src[k] = pat(imm, 0, k);
+		maybe_room(&o->op);
 		c_submit(c, o, &o->op,
 			 plx_ep_write_imm(c->ep, &o->op, o->src, o->len,
 					  &c->desc, base, imm));
@@ -531,6 +544,7 @@ static void c_start_op(struct client *c, struct cop *o)
 		for (uint64_t k = 24; k < o->len; k++)
 			o->src[k] = pat(cid, o->seq, k);
 		/* the server echoes with tag 7:slot */
+		maybe_room(&o->op);
 		if (c_submit(c, o, &o->extra[0],
 			     plx_ep_recv(c->ep, &o->extra[0], o->dst, MSG,
 					 (uint64_t)7 << 32 | slotno, ~0ull)) ==
@@ -821,7 +835,10 @@ int main(int argc, char **argv)
 		EXPECT_TRUE(c->regmem != NULL);
 		for (int k = 0; k < WINDOW; k++) {
 			c->ops[k].c = c;
-			c->ops[k].src = malloc(WMAX);
+			/* PLX_HEADROOM bytes in front of each source */
+			c->ops[k].src = malloc(PLX_HEADROOM + WMAX);
+			if (c->ops[k].src)
+				c->ops[k].src += PLX_HEADROOM;
 			c->ops[k].dst = malloc(WMAX);
 			EXPECT_TRUE(c->ops[k].src && c->ops[k].dst);
 		}
@@ -941,7 +958,8 @@ int main(int argc, char **argv)
 		"faults; %llu lifetimes (%llu restarts, %llu reconnects), %llu "
 		"drops of every proxied connection; server: %llu accepted, "
 		"%llu down, %llu restarts seen, %llu messages, %llu write_imm; "
-		"%llu echoes of messages whose send had failed\n",
+		"%llu echoes of messages whose send had failed; %llu ops with "
+		"PLX_OP_HEADROOM\n",
 		(unsigned long long)secs, (unsigned long long)seed,
 		(unsigned long long)stat_ok, (unsigned long long)stat_fail,
 		(unsigned long long)stat_lifetimes,
@@ -950,7 +968,7 @@ int main(int argc, char **argv)
 		(unsigned long long)stat_faults, (unsigned long long)S.accepted,
 		(unsigned long long)S.downs, (unsigned long long)S.restarted,
 		(unsigned long long)S.msgs, (unsigned long long)S.imms,
-		(unsigned long long)stat_stale);
+		(unsigned long long)stat_stale, (unsigned long long)stat_room);
 	fprintf(stderr,
 		"plx_soak: after warm-up (%llu s): max RSS %ld then %ld KiB "
 		"(tolerance %ld), max fds %d then %d (tolerance %d); fds %d at "
@@ -967,6 +985,8 @@ int main(int argc, char **argv)
 	for (int k = 0; k < K_NKINDS; k++)
 		if (!stat_kind[k])
 			PLX_FAIL("no %s op ran", kind_name[k]);
+	if (!stat_room)
+		PLX_FAIL("no op set PLX_OP_HEADROOM");
 	fprintf(stderr, "plx_soak: passed\n");
 	return 0;
 }
