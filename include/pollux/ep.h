@@ -69,9 +69,10 @@ struct plx_op {
  * frame header there and hands header and payload to the kernel as one
  * buffer, which is cheaper than two (docs/tcp.md, "Headroom"). Where it
  * cannot (RDMA, a buffer in device memory, an op split over striped
- * connections) the flag is ignored and those bytes are left alone. Two
- * ops in flight must not share them. Submitting an op with a flag not
- * defined here returns PLX_EINVAL.
+ * connections) the flag is ignored and those bytes are left alone; it has
+ * no effect on receives, reads and resolves. Two ops in flight must not
+ * share headroom. Submitting an op with a flag not defined here returns
+ * PLX_EINVAL.
  */
 #define PLX_OP_HEADROOM 0x1u
 #define PLX_HEADROOM 128
