@@ -27,7 +27,9 @@
  * The server posts a receive, echoes each message back with a send from
  * the buffer it arrived in, and posts the next receive in a second buffer.
  * The client posts its receive, sends, and busy-polls until both have
- * completed: one round trip. Both sides busy-poll their own reactor. With
+ * completed: one round trip. Every send sets PLX_OP_HEADROOM (its buffer
+ * has 128 bytes in front to itself), so over TCP each message leaves as
+ * one buffer with its header. Both sides busy-poll their own reactor. With
  * no arguments the server runs on CPU 0 and the client on CPU 1 (when
  * there are two CPUs or more).
  *
@@ -223,6 +225,21 @@ static void *xalloc(size_t n)
 	return p;
 }
 
+/*
+ * A send buffer with PLX_HEADROOM bytes in front that belong to it: its
+ * sends set PLX_OP_HEADROOM, so each frame's header goes there and header
+ * and payload leave as one buffer (docs/tcp.md, "Headroom").
+ */
+static uint8_t *xalloc_room(size_t n)
+{
+	return (uint8_t *)xalloc(PLX_HEADROOM + n) + PLX_HEADROOM;
+}
+
+static void free_room(uint8_t *p)
+{
+	free(p - PLX_HEADROOM);
+}
+
 /* ---- server ------------------------------------------------------------- */
 
 /*
@@ -233,7 +250,7 @@ static void *xalloc(size_t n)
  */
 static int serve(struct side *s, int *echoes_out)
 {
-	uint8_t *buf[2] = {xalloc(MAX_MSG), xalloc(MAX_MSG)};
+	uint8_t *buf[2] = {xalloc_room(MAX_MSG), xalloc_room(MAX_MSG)};
 	struct plx_op rop, sop[2];
 	struct plx_region reg[2];
 	int posted = 0, busy[2] = {0, 0}, k = 0, rc = 0, echoes = 0;
@@ -245,6 +262,7 @@ static int serve(struct side *s, int *echoes_out)
 	plx_op_init(&rop, NULL, NULL);
 	plx_op_init(&sop[0], NULL, NULL);
 	plx_op_init(&sop[1], NULL, NULL);
+	sop[0].flags = sop[1].flags = PLX_OP_HEADROOM; /* one buffer each */
 	for (;;) {
 		plx_reactor_poll(&s->r);
 		for (int i = 0; i < 2; i++)
@@ -302,8 +320,8 @@ static int serve(struct side *s, int *echoes_out)
 	}
 	for (int i = 0; i < 2 && use_rdma; i++)
 		plx_mem_deregister(&s->r, &reg[i]);
-	free(buf[0]);
-	free(buf[1]);
+	free_room(buf[0]);
+	free_room(buf[1]);
 	*echoes_out = echoes;
 	if (rc == 0 && s->down && s->down_status != PLX_ESHUTDOWN &&
 	    s->down_status != 0) {
@@ -386,7 +404,7 @@ static uint64_t round_trip(struct side *s, struct plx_ep *ep,
 
 static int run_client(struct side *s, struct plx_ep *ep, uint64_t iters)
 {
-	uint8_t *out = xalloc(MAX_MSG), *in = xalloc(MAX_MSG);
+	uint8_t *out = xalloc_room(MAX_MSG), *in = xalloc(MAX_MSG);
 	uint64_t *rtt = calloc(iters + iters / 10 + 10, sizeof(uint64_t));
 	struct plx_op sop, rop;
 	struct plx_region reg;
@@ -415,6 +433,7 @@ static int run_client(struct side *s, struct plx_ep *ep, uint64_t iters)
 	}
 	plx_op_init(&sop, NULL, NULL);
 	plx_op_init(&rop, NULL, NULL);
+	sop.flags = PLX_OP_HEADROOM;
 	printf("pollux ping-pong, %s, send/recv, both sides busy-polling\n",
 	       use_rdma ? "RDMA (RC QPs set up over TCP)" : "TCP");
 	printf("TCP congestion control: %s\n",
@@ -484,7 +503,7 @@ static int run_client(struct side *s, struct plx_ep *ep, uint64_t iters)
 out:
 	if (use_rdma)
 		plx_mem_deregister(&s->r, &reg);
-	free(out);
+	free_room(out);
 	free(in);
 	free(rtt);
 	return rc;
