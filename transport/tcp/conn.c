@@ -434,13 +434,14 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 		for (struct plx__txe *e = c->txq_head;
 		     e && k < PLX__TCP_IOV - 1 && total < budget; e = e->next) {
 			uint64_t off = e->sent, take;
+			/* the header goes into the headroom: header and
+			 * payload are then one iovec */
+			bool one = off == 0 && e->room;
 			bool cut;
 
 			if (off < e->hdr_len) {
-				iov[k].iov_base =
-					(void *)(off == 0 && e->room ?
-							 room_hdr(e) :
-							 e->hdr + off);
+				iov[k].iov_base = (void *)(one ? room_hdr(e) :
+								 e->hdr + off);
 				iov[k++].iov_len = e->hdr_len - off;
 				total += e->hdr_len - off;
 				off = 0;
@@ -458,11 +459,7 @@ PLX__HOT int plx__conn_flush(struct plx__conn *c)
 
 				take = room - room % PLX__TCP_CUT;
 			}
-			if (take && k &&
-			    (const uint8_t *)iov[k - 1].iov_base +
-					    iov[k - 1].iov_len ==
-				    e->payload + off) {
-				/* the header in the headroom: one buffer */
+			if (take && one) {
 				iov[k - 1].iov_len += take;
 				total += take;
 			} else if (take) {

@@ -846,7 +846,7 @@ static int op_begin(struct plx_ep **epp, struct plx_op *op)
 	PLX__ASSERT_OWNER(plx__r(t->r));
 	if (op_busy(op))
 		return PLX_EBUSY;
-	if (op->flags & ~PLX_OP_HEADROOM)
+	if (op->flags & ~PLX__OP_FLAGS)
 		return PLX_EINVAL;
 	if (ep->closing)
 		return PLX_ESHUTDOWN;
@@ -1384,7 +1384,7 @@ static int mt_submit(struct plx_ep *ep, struct plx_op *op, uint8_t kind)
 {
 	struct plx__op *o = plx__op(op);
 
-	if (op->flags & ~PLX_OP_HEADROOM)
+	if (op->flags & ~PLX__OP_FLAGS)
 		return PLX_EINVAL;
 	o->kind = kind;
 	o->ep = ep;

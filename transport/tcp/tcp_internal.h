@@ -148,6 +148,10 @@ _Static_assert(offsetof(struct plx__op, flags) ==
 _Static_assert(PLX__WIRE_HDR_MAX <= PLX_HEADROOM,
 	       "a frame header fits the headroom");
 
+/* Every flag an op may carry (plx_op.flags); submitting any other bit is
+ * PLX_EINVAL, on the owner and the _mt paths alike. */
+#define PLX__OP_FLAGS PLX_OP_HEADROOM
+
 /* Ops answered by a response (read, resolve) rather than an ACK. */
 static inline int plx__op_has_response(const struct plx__op *o)
 {
