@@ -15,11 +15,18 @@
  * connection requests from both sides (simultaneous open), peer restart
  * (same node id, new epoch), and close + fini with ops in flight: every op
  * completes exactly once. A peer that floods connection requests gets
- * QPs made for 8 of them, then REJ, and one more a second later.
+ * QPs made for 8 of them, then REJ, and one more a second later. A REQ
+ * naming a GID whose neighbour is not resolved is held, not answered
+ * inside a verbs call that would wait for it: refused after 3 s, or
+ * answered once the neighbour appears.
  */
+#include <net/if.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <infiniband/verbs.h>
 
@@ -867,16 +874,17 @@ static void test_send_recv(void)
 	pools_down();
 }
 
-/* B queues one connection request to A on the session, as a peer that
- * gave up its QPs sends it, naming a QP at @gid. */
-static void queue_req(struct plx_ep *ep, uint32_t gen, const uint8_t *gid)
+/* B queues one connection message of @kind (REQ: as a peer that gave up
+ * its QPs sends it) to A on the session, naming a QP at @gid. */
+static void queue_cm(struct plx_ep *ep, uint8_t kind, uint32_t gen,
+		     const uint8_t *gid)
 {
 	struct plx__cm_msg m;
 	uint8_t buf[PLX__CM_MAX];
 	int n;
 
 	memset(&m, 0, sizeof(m));
-	m.kind = PLX__CM_REQ;
+	m.kind = kind;
 	m.nqp = 1;
 	m.mtu = 3; /* IBV_MTU_1024 */
 	m.gen = gen;
@@ -887,6 +895,11 @@ static void queue_req(struct plx_ep *ep, uint32_t gen, const uint8_t *gid)
 	n = plx__cm_encode(&m, buf, sizeof(buf));
 	EXPECT_GE(n, 1);
 	EXPECT_OK(plx__ep_send_cm(ep, buf, (uint32_t)n));
+}
+
+static void queue_req(struct plx_ep *ep, uint32_t gen, const uint8_t *gid)
+{
+	queue_cm(ep, PLX__CM_REQ, gen, gid);
 }
 
 /* Poll both until A has taken @n REQs since @s0 (answered or refused);
@@ -998,6 +1011,209 @@ static void test_req_flood(void)
 	pair_down();
 }
 
+/* Run `ip ARGS` (the guest has it at /t/ip); 0 on success. */
+static int ip_cmd(const char *args)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null 2>&1",
+		 access("/t/ip", X_OK) == 0 ? "/t/ip" : "ip", args);
+	return system(cmd);
+}
+
+/* A's counter at byte offset @off of struct plx_rdma_stats. */
+static uint64_t stat_at(const struct plx_rdma_stats *st, size_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, (const uint8_t *)st + off, sizeof(v));
+	return v;
+}
+
+/* Poll B, then A, until A's counter at @off moved from *@s0 by @n or @ms
+ * passed (*@s1: A's counters then); A's longest poll goes into *@worst. */
+static void poll_until(const struct plx_rdma_stats *s0,
+		       struct plx_rdma_stats *s1, size_t off, uint64_t n,
+		       uint64_t ms, uint64_t *worst)
+{
+	uint64_t end = plx_now_ns() + ms * 1000000ull, t;
+
+	do {
+		plx_reactor_poll(&B.r);
+		t = plx_now_ns();
+		plx_reactor_poll(&A.r);
+		t = plx_now_ns() - t;
+		if (t > *worst)
+			*worst = t;
+		rstats(&A, s1);
+	} while (stat_at(s1, off) - stat_at(s0, off) < n && plx_now_ns() < end);
+}
+
+#define POLL_UNTIL(s0, s1, field, n, ms, worst)                                \
+	poll_until(&(s0), &(s1), offsetof(struct plx_rdma_stats, field), n,    \
+		   ms, worst)
+
+/*
+ * A REQ whose GID the kernel has no neighbour for. On RoCE a modify to
+ * RTR resolves it inside the verbs call and waits up to a second for it
+ * (measured: 1.02-1.03 s in the guest, then failed), on the owner
+ * thread. The target holds such a REQ instead, looks at the neighbour
+ * every millisecond, and answers once it is there, or refuses after 3 s.
+ * The addresses are from TEST-NET-2: nobody answers for them, and the
+ * route out of our GID's netdev makes them on-link there.
+ */
+static void test_gid_resolve(void)
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
+					     0, 0, 0, 0, 0xff, 0xff};
+	uint8_t g[16] = {0, 0, 0,    0,	   0,	0,  0,	 0,
+			 0, 0, 0xff, 0xff, 198, 51, 100, 7};
+	uint8_t g6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 5};
+	struct plx_ep *ep = pair_up(1);
+	struct plx_rdma_stats s0, s1;
+	struct plx_rdma_info info;
+	struct plx_desc tdesc;
+	struct tracked t;
+	struct plx__rdma *d;
+	char dev[IF_NAMESIZE], args[160];
+	uint64_t worst = 0, t0;
+
+	regions_up();
+	EXPECT_OK(plx_rdma_info(&A.r, &info));
+	d = plx__rdma_get(&A.r);
+	if (memcmp(info.gid, v4mapped, 12) || info.link_layer != 2) {
+		fprintf(stderr, "gid resolve: not an IPv4 RoCE GID, skipped\n");
+		goto out;
+	}
+	EXPECT_TRUE(d->ifindex != 0);
+	EXPECT_TRUE(if_indextoname(d->ifindex, dev) != NULL);
+	/* the channel A opened at session start carries a write (a REQ
+	 * crossing A's own would lose to it) */
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(ep, &t.op, bbuf, 64, &adesc, 0));
+	wait_done(&t, 1, 10000);
+	EXPECT_OK(t.status);
+
+	/* 1: the initiator's side. A's QPs fail (a forged rkey), so its
+	 * next op connects: its REQ meets a REP (queued by B before B's
+	 * own) naming an unresolved GID. A holds it with its QPs in INIT,
+	 * ignores B's real REP, refuses after 3 s, and the op goes over
+	 * TCP. */
+	{
+		struct plx_region creg;
+		struct plx_desc cdesc, forged;
+		struct plx_ep *aep = A.accepted;
+		uint8_t *cbuf = aligned_alloc(4096, 8192);
+		uint32_t gen;
+
+		EXPECT_TRUE(cbuf != NULL);
+		memset(cbuf, 0, 8192);
+		EXPECT_OK(plx_mem_register(&B.r, &creg, cbuf, 8192,
+					   PLX_ACCESS_ALL));
+		EXPECT_OK(plx_mem_desc(&B.r, &creg, &cdesc));
+		forged = cdesc;
+		forged.rkey ^= 0x5a5a00u;
+		tracked_init(&t);
+		EXPECT_OK(plx_ep_write(aep, &t.op, abuf, 64, &forged, 0));
+		wait_done(&t, 1, 10000);
+		EXPECT_STATUS(t.status, PLX_EACCES);
+		for (uint64_t e = plx_now_ns() + 100000000ull;
+		     plx_now_ns() < e;)
+			pair_poll(&A, &B);
+		g[15] = 9;
+		rstats(&A, &s0);
+		tracked_init(&t);
+		EXPECT_OK(plx_ep_write(aep, &t.op, abuf + 64, 64, &cdesc, 64));
+		rstats(&A, &s1);
+		EXPECT_U64_EQ(s1.connects, s0.connects + 1);
+		gen = d->gen;
+		queue_cm(ep, PLX__CM_REP, gen, g);
+		POLL_UNTIL(s0, s1, gid_waits, 1, 10000, &worst);
+		EXPECT_U64_EQ(s1.gid_waits, s0.gid_waits + 1);
+		EXPECT_TRUE(!t.done);
+		POLL_UNTIL(s0, s1, gid_unreachable, 1, 10000, &worst);
+		EXPECT_U64_EQ(s1.gid_unreachable, s0.gid_unreachable + 1);
+		wait_done(&t, 1, 10000);
+		EXPECT_OK(t.status);
+		EXPECT_MEM_EQ(cbuf + 64, abuf + 64, 64);
+		EXPECT_TRUE(worst < 500000000ull);
+		fprintf(stderr,
+			"initiator: REP with an unresolved GID refused, the "
+			"op went over TCP; longest poll of A %.1f ms\n",
+			(double)worst / 1e6);
+		plx_mem_deregister(&B.r, &creg);
+		free(cbuf);
+	}
+
+	/* 2: the neighbour never comes. The first poll that reads the REQ
+	 * holds it: no QP made, nothing refused, the poll returned. */
+	g[15] = 7;
+	worst = 0;
+	rstats(&A, &s0);
+	queue_req(ep, 0x7100, g);
+	POLL_UNTIL(s0, s1, gid_waits, 1, 10000, &worst);
+	EXPECT_U64_EQ(s1.gid_waits, s0.gid_waits + 1);
+	EXPECT_U64_EQ(s1.qps_created, s0.qps_created);
+	EXPECT_U64_EQ(s1.gid_unreachable, s0.gid_unreachable);
+	t0 = plx_now_ns();
+	POLL_UNTIL(s0, s1, gid_unreachable, 1, 10000, &worst);
+	t0 = plx_now_ns() - t0;
+	fprintf(stderr,
+		"unresolved GID: refused after %.0f ms held, longest poll of "
+		"the target %.1f ms\n",
+		(double)t0 / 1e6, (double)worst / 1e6);
+	EXPECT_U64_EQ(s1.gid_unreachable, s0.gid_unreachable + 1);
+	EXPECT_U64_EQ(s1.qps_created, s0.qps_created);
+	EXPECT_TRUE(t0 >= 2000000000ull);
+	/* the kernel's wait was 1 s; a poll of this target ran 1-6 ms in
+	 * the guest */
+	EXPECT_TRUE(worst < 500000000ull);
+	/* the session goes on: a write without the RDMA hint, over TCP */
+	tdesc = adesc;
+	tdesc.hints &= ~PLX_HINT_RDMA;
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(ep, &t.op, bbuf + 512, 64, &tdesc, 512));
+	wait_done(&t, 1, 10000);
+	EXPECT_OK(t.status);
+	EXPECT_MEM_EQ(abuf + 512, bbuf + 512, 64);
+
+	/* 3: the neighbour appears while the REQ is held: answered */
+	g[15] = 8;
+	rstats(&A, &s0);
+	queue_req(ep, 0x7101, g);
+	POLL_UNTIL(s0, s1, gid_waits, 1, 10000, &worst);
+	EXPECT_U64_EQ(s1.qps_created, s0.qps_created);
+	snprintf(args, sizeof(args),
+		 "neigh replace 198.51.100.8 lladdr 02:00:5e:00:53:08 dev %s "
+		 "nud permanent",
+		 dev);
+	if (ip_cmd(args)) {
+		if (getenv("PLX_RXE_VM"))
+			PLX_FAIL("ip %s failed", args);
+		fprintf(stderr, "gid resolve: cannot add a neighbour (not "
+				"root?), case 3 skipped\n");
+	} else {
+		POLL_UNTIL(s0, s1, qps_created, 1, 5000, &worst);
+		EXPECT_U64_EQ(s1.qps_created, s0.qps_created + 1);
+		EXPECT_U64_EQ(s1.gid_unreachable, s0.gid_unreachable);
+		snprintf(args, sizeof(args), "neigh del 198.51.100.8 dev %s",
+			 dev);
+		EXPECT_TRUE(ip_cmd(args) == 0);
+	}
+
+	/* 4: an IPv6 GID against our IPv4 one: refused at once */
+	rstats(&A, &s0);
+	queue_req(ep, 0x7102, g6);
+	POLL_UNTIL(s0, s1, gid_unreachable, 1, 10000, &worst);
+	EXPECT_U64_EQ(s1.gid_unreachable, s0.gid_unreachable + 1);
+	EXPECT_U64_EQ(s1.gid_waits, s0.gid_waits);
+	EXPECT_U64_EQ(s1.qps_created, s0.qps_created);
+
+out:
+	regions_down();
+	pair_down();
+}
+
 int main(void)
 {
 	test_ops_over_qps();
@@ -1009,5 +1225,6 @@ int main(void)
 	test_register_mt_big_region();
 	test_send_recv();
 	test_req_flood();
+	test_gid_resolve();
 	return 0;
 }

@@ -122,6 +122,12 @@ struct plx_rdma_stats {
 				  * (simultaneous open) */
 	uint64_t cm_refused;	  /* connection requests refused: the peer
 				  * sent more than 8, then one a second */
+	uint64_t gid_waits;	  /* connection messages (REQ, REP) held
+				  * until the kernel had resolved the peer
+				  * GID's neighbour (docs/rdma.md) */
+	uint64_t gid_unreachable; /* connection messages refused: the
+				  * peer's GID had no route out of our
+				  * port's netdev, or no neighbour in 3 s */
 };
 
 /*

@@ -37,13 +37,16 @@
  * so the op means what it means over TCP: data in place and handler
  * called.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "reactor/internal.h"
 #include "transport/rdma/common/cm.h"
 #include "transport/rdma/qp_attr.h"
 #include "transport/rdma/rdma_internal.h"
+#include "transport/rdma/route.h"
 #include "transport/tcp/tcp_internal.h"
 
 /* per QP: send-ring slots, receives (notices, acks; sends come into
@@ -66,7 +69,18 @@ enum rch_state {
 	CH_READY,
 	CH_OFF,	 /* the peer refused: this session's ops go over TCP */
 	CH_WAIT, /* new session, larger node id: the peer's REQ is coming */
+	/* holding the peer's REQ (responder) or REP (initiator, QPs in
+	 * INIT) until the kernel has resolved its GID's neighbour: a modify
+	 * to RTR would wait for it inside the verbs call (route.h) */
+	CH_RESOLVE,
+	CH_REP_RESOLVE,
 };
+
+/* longest wait for a peer GID's neighbour (the kernel sends 3 ARP or
+ * neighbour-solicitation probes a second apart), and how often it is
+ * looked at meanwhile */
+#define PLX__GID_WAIT_NS 3000000000ull
+#define PLX__GID_LOOK_NS 1000000ull
 
 enum {
 	MSG_NOTICE = 1,
@@ -165,6 +179,9 @@ struct plx__rchan {
 	uint32_t req_tokens;	    /* REQs we may still answer now */
 	bool req_refusing;	    /* the last REQ was refused (logged) */
 	uint64_t req_refill;	    /* plx__now_coarse() of the last refill */
+	/* CH_RESOLVE, CH_REP_RESOLVE: the message held, and until when */
+	struct plx__cm_msg held_cm;
+	uint64_t resolve_deadline;
 };
 
 /*
@@ -181,6 +198,12 @@ struct plx__rchan {
 static void pump(struct plx__rchan *ch);
 static void chan_failed(struct plx__rchan *ch, int status);
 static void held_retry(struct plx__rqp *q);
+static void cm_req_answer(struct plx__rchan *ch, const struct plx__cm_msg *m,
+			  int rc);
+static void cm_rep_answer(struct plx__rchan *ch, const struct plx__cm_msg *m,
+			  int rc);
+static void gid_unreachable(struct plx__rchan *ch, const uint8_t gid[16],
+			    const char *why);
 
 static struct plx__tcp *ep_tcp(struct plx_ep *ep)
 {
@@ -1298,6 +1321,108 @@ static void chan_failed(struct plx__rchan *ch, int status)
 	}
 }
 
+/* Count and log a peer GID whose neighbour the kernel could not
+ * resolve: the connection is refused, and ops go over TCP. */
+static void gid_unreachable(struct plx__rchan *ch, const uint8_t gid[16],
+			    const char *why)
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
+					     0, 0, 0, 0, 0xff, 0xff};
+	char a[INET6_ADDRSTRLEN];
+	bool v4 = !memcmp(gid, v4mapped, 12);
+
+	ch->d->st.gid_unreachable++;
+	if (!inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? gid + 12 : gid, a,
+		       sizeof(a)))
+		snprintf(a, sizeof(a), "?");
+	plx__log(ch->d->x, PLX_LOG_WARN,
+		 "rdma: the peer's GID %s %s: no RDMA connection, its ops go "
+		 "over TCP",
+		 a, why);
+}
+
+static bool resolving(const struct plx__rchan *ch)
+{
+	return ch->state == CH_RESOLVE || ch->state == CH_REP_RESOLVE;
+}
+
+/*
+ * Before a modify to RTR towards the peer of REQ or REP @m: 0 (go on),
+ * PLX_EHOSTUNREACH (answer with it), or PLX__GID_WAIT: the kernel is
+ * resolving the GID's neighbour, and @m is held in state @hold until
+ * it has, or until PLX__GID_WAIT_NS have passed (resolve_step()).
+ */
+static int gid_gate(struct plx__rchan *ch, const struct plx__cm_msg *m,
+		    uint8_t hold)
+{
+	struct plx__rdma *d = ch->d;
+	struct plx_reactor *r = ep_tcp(ch->ep)->r;
+	int rc;
+
+	if (d->info.link_layer == IBV_LINK_LAYER_INFINIBAND && m->lid)
+		return 0; /* routed by LID: nothing to resolve */
+	rc = plx__gid_check(d, m->gid, true);
+	if (rc == PLX_EHOSTUNREACH)
+		gid_unreachable(ch, m->gid, "has no route out of our port");
+	if (rc != PLX__GID_WAIT)
+		return rc;
+	ch->held_cm = *m;
+	ch->state = hold;
+	ch->resolve_deadline = plx__now_coarse() + PLX__GID_WAIT_NS;
+	d->st.gid_waits++;
+	if (!plx_timer_armed(&d->resolve_timer) &&
+	    plx_timer_start(r, &d->resolve_timer, PLX__GID_LOOK_NS,
+			    PLX__GID_LOOK_NS))
+		plx__log(d->x, PLX_LOG_WARN,
+			 "rdma: no timer for resolving a peer's GID "
+			 "(max_timers): looked at on the transport's tick");
+	return PLX__GID_WAIT;
+}
+
+/*
+ * Look at a held REQ or REP again. Return true if it left the state
+ * (answered, or refused after PLX__GID_WAIT_NS): that may have run
+ * callbacks, which may have closed endpoints.
+ */
+static bool resolve_step(struct plx__rchan *ch, uint64_t now)
+{
+	struct plx__cm_msg m = ch->held_cm;
+	int rc = plx__gid_check(ch->d, m.gid, false);
+
+	if (rc == PLX__GID_WAIT && now < ch->resolve_deadline)
+		return false;
+	if (rc == PLX__GID_WAIT)
+		gid_unreachable(ch, m.gid, "got no neighbour in 3 s");
+	else if (rc == PLX_EHOSTUNREACH)
+		gid_unreachable(ch, m.gid, "has no route out of our port");
+	if (rc == PLX__GID_WAIT)
+		rc = PLX_EHOSTUNREACH;
+	if (ch->state == CH_RESOLVE) {
+		ch->state = CH_IDLE;
+		cm_req_answer(ch, &m, rc);
+	} else {
+		ch->state = CH_REQ_SENT;
+		cm_rep_answer(ch, &m, rc);
+	}
+	return true;
+}
+
+void plx__rchan_resolve_fire(struct plx_reactor *r, struct plx_timer *t)
+{
+	struct plx__rdma *d = t->user;
+	uint64_t now = plx__now_coarse();
+	struct plx__rchan *ch;
+
+again:
+	for (ch = d->chans; ch; ch = ch->next)
+		if (resolving(ch) && resolve_step(ch, now))
+			goto again; /* the list may have changed */
+	for (ch = d->chans; ch; ch = ch->next)
+		if (resolving(ch))
+			return;
+	plx_timer_stop(r, t);
+}
+
 /* Take one of @ch's REQ tokens, refilled with time; false: none left. */
 static bool req_take(struct plx__rchan *ch)
 {
@@ -1353,7 +1478,18 @@ static void cm_req(struct plx__rchan *ch, const struct plx__cm_msg *m)
 	chan_reset(ch, PLX_ECONNRESET);
 	ch->gen = m->gen;
 	ch->peer_msg = m->msg_max;
-	rc = qps_create(ch, m->nqp);
+	rc = gid_gate(ch, m, CH_RESOLVE);
+	if (rc != PLX__GID_WAIT)
+		cm_req_answer(ch, m, rc);
+}
+
+/* Answer the REQ @m: QPs to RTS and REP, or REJ with @rc (or with what
+ * failed on the way). */
+static void cm_req_answer(struct plx__rchan *ch, const struct plx__cm_msg *m,
+			  int rc)
+{
+	if (!rc)
+		rc = qps_create(ch, m->nqp);
 	for (uint32_t k = 0; !rc && k < m->nqp; k++)
 		rc = qp_connect(ch->qp[k], m, k);
 	if (rc) {
@@ -1382,10 +1518,32 @@ static void cm_rep(struct plx__rchan *ch, const struct plx__cm_msg *m)
 	if (m->nqp != ch->nqp)
 		rc = PLX_EPROTO;
 	ch->peer_msg = m->msg_max;
+	if (!rc) {
+		rc = gid_gate(ch, m, CH_REP_RESOLVE);
+		if (rc == PLX__GID_WAIT)
+			return;
+	}
+	cm_rep_answer(ch, m, rc);
+}
+
+/* Connect our QPs to the REP @m's and send RTU, or REJ with @rc (or with
+ * what failed on the way). */
+static void cm_rep_answer(struct plx__rchan *ch, const struct plx__cm_msg *m,
+			  int rc)
+{
 	for (uint32_t k = 0; !rc && k < m->nqp; k++)
 		rc = qp_connect(ch->qp[k], m, k);
 	if (!rc)
 		rc = cm_send(ch, PLX__CM_RTU, 0);
+	if (rc == PLX_EHOSTUNREACH) {
+		/* the peer's GID stays out of reach: another REQ would
+		 * meet it again, so this session's ops go over TCP */
+		cm_send(ch, PLX__CM_REJ, rc);
+		chan_reset(ch, rc);
+		ch->state = CH_OFF;
+		chan_failed(ch, rc);
+		return;
+	}
 	if (rc) {
 		cm_send(ch, PLX__CM_REJ, rc < 0 ? rc : PLX_EPROTO);
 		chan_failed(ch, rc);
@@ -1407,7 +1565,8 @@ static void cm_rej(struct plx__rchan *ch, const struct plx__cm_msg *m)
 {
 	if (ch->state != CH_WAIT &&
 	    ((ch->state != CH_REQ_SENT && ch->state != CH_REP_SENT &&
-	      ch->state != CH_READY) ||
+	      ch->state != CH_READY && ch->state != CH_RESOLVE &&
+	      ch->state != CH_REP_RESOLVE) ||
 	     m->gen != ch->gen))
 		return;
 	plx__log(ch->d->x, PLX_LOG_WARN,
@@ -1689,7 +1848,11 @@ void plx__rdma_expire(struct plx_ep *ep, uint64_t now)
 			 "rdma: an op timed out on its QP: the QPs are "
 			 "flushed and reconnect on next use");
 		chan_failed(ch, PLX_ECONNRESET);
+		return;
 	}
+	/* no timer could be had for a held REQ or REP: the tick looks */
+	if (resolving(ch) && !plx_timer_armed(&ch->d->resolve_timer))
+		resolve_step(ch, now);
 }
 
 /* ---- teardown ------------------------------------------------------------- */

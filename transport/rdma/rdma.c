@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -19,6 +20,7 @@
 #include "pollux/cuda.h"
 #include "reactor/internal.h"
 #include "transport/rdma/rdma_internal.h"
+#include "transport/rdma/route.h"
 #include "transport/transport.h"
 
 static const struct plx__transport_ops rdma_ops;
@@ -185,6 +187,9 @@ static void rdma_teardown(struct plx_reactor *r, struct plx__rdma *d,
 	const struct plx__ibv *t = d->ibv;
 
 	plx__rchan_fini_all(d);
+	if (plx_timer_armed(&d->resolve_timer))
+		plx_timer_stop(r, &d->resolve_timer);
+	plx__gid_fini(d);
 	/* regions still registered lose their MRs (and rkeys) */
 	for (uint32_t i = 0; i < d->x->regs.n; i++)
 		rdma_region_del(r, d, d->x->regs.v[i].reg);
@@ -470,38 +475,52 @@ static uint32_t mtu_bytes(enum ibv_mtu m)
 	return (m >= IBV_MTU_256 && m <= IBV_MTU_4096) ? 128u << m : 0;
 }
 
-/* GID type of one entry: _ibv_query_gid_ex where rdma-core has it, else
- * sysfs (what rdma-core itself reads). -1: unknown. */
-static int gid_type(const struct plx__ibv *t, struct ibv_device *dev,
-		    struct ibv_context *ctx, uint32_t port, int idx)
+/* Read sysfs's gid_attrs/@what/@idx of @port into @buf (what rdma-core
+ * itself reads when it has no _ibv_query_gid_ex). Return bytes, <= 0. */
+static ssize_t gid_sysfs(struct ibv_device *dev, uint32_t port,
+			 const char *what, int idx, char *buf, size_t cap)
 {
-	char path[IBV_SYSFS_PATH_MAX + 64], buf[32];
+	char path[IBV_SYSFS_PATH_MAX + 64];
 	ssize_t n;
 	int fd;
 
-	if (t->query_gid_ex) {
-		struct ibv_gid_entry e;
-
-		if (t->query_gid_ex(ctx, port, (uint32_t)idx, &e, 0,
-				    sizeof(e)) == 0)
-			return (int)e.gid_type;
-		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/ports/%u/gid_attrs/types/%d",
-		 dev->ibdev_path, port, idx);
+	snprintf(path, sizeof(path), "%s/ports/%u/gid_attrs/%s/%d",
+		 dev->ibdev_path, port, what, idx);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
+	n = read(fd, buf, cap - 1);
 	close(fd);
-	if (n <= 0)
+	if (n > 0)
+		buf[n] = 0;
+	return n;
+}
+
+/* Entry @idx of @port's GID table: its type (IBV_GID_TYPE_*) and the
+ * ifindex of its netdev (0: none), from _ibv_query_gid_ex where
+ * rdma-core has it, else sysfs. Return 0, or -1: unknown. */
+static int gid_entry(const struct plx__ibv *t, struct ibv_device *dev,
+		     struct ibv_context *ctx, uint32_t port, int idx,
+		     struct ibv_gid_entry *e)
+{
+	char buf[32];
+
+	if (t->query_gid_ex)
+		return t->query_gid_ex(ctx, port, (uint32_t)idx, e, 0,
+				       sizeof(*e)) ?
+			       -1 :
+			       0;
+	memset(e, 0, sizeof(*e));
+	if (gid_sysfs(dev, port, "types", idx, buf, sizeof(buf)) <= 0)
 		return -1;
-	buf[n] = 0;
-	if (strstr(buf, "RoCE v2"))
-		return IBV_GID_TYPE_ROCE_V2;
-	if (strstr(buf, "RoCE v1"))
-		return IBV_GID_TYPE_ROCE_V1;
-	return IBV_GID_TYPE_IB;
+	e->gid_type = strstr(buf, "RoCE v2") ? IBV_GID_TYPE_ROCE_V2 :
+		      strstr(buf, "RoCE v1") ? IBV_GID_TYPE_ROCE_V1 :
+					       IBV_GID_TYPE_IB;
+	if (gid_sysfs(dev, port, "ndevs", idx, buf, sizeof(buf)) > 0) {
+		buf[strcspn(buf, "\n")] = 0;
+		e->ndev_ifindex = if_nametoindex(buf);
+	}
+	return 0;
 }
 
 /* Pick the GID of @port by the documented rule (or check cfg's index).
@@ -512,6 +531,8 @@ static int choose_gid(struct plx__rdma *d, struct ibv_device *dev,
 	const struct plx__ibv *t = d->ibv;
 	struct plx_rdma_info *in = &d->info;
 	int best = -1, best_rank = 0;
+	uint32_t best_ifindex = 0;
+	struct ibv_gid_entry e;
 	union ibv_gid g;
 
 	for (int i = 0; i < pa->gid_tbl_len; i++) {
@@ -521,11 +542,14 @@ static int choose_gid(struct plx__rdma *d, struct ibv_device *dev,
 			continue;
 		if (t->query_gid(d->ctx, (uint8_t)in->port, i, &g))
 			continue;
-		type = gid_type(t, dev, d->ctx, in->port, i);
+		type = gid_entry(t, dev, d->ctx, in->port, i, &e) ?
+			       -1 :
+			       (int)e.gid_type;
 		rank = plx__rdma_gid_rank(type, g.raw);
 		if (rank > best_rank) {
 			best = i;
 			best_rank = rank;
+			best_ifindex = type < 0 ? 0 : e.ndev_ifindex;
 			memcpy(in->gid, g.raw, 16);
 			in->roce_version =
 				pa->link_layer != IBV_LINK_LAYER_ETHERNET ? 0 :
@@ -543,6 +567,10 @@ static int choose_gid(struct plx__rdma *d, struct ibv_device *dev,
 		return PLX_ENOENT;
 	}
 	in->gid_index = best;
+	/* the netdev whose routes and neighbours a modify to RTR uses
+	 * (transport/rdma/route.c); none on InfiniBand */
+	d->ifindex = pa->link_layer == IBV_LINK_LAYER_ETHERNET ? best_ifindex :
+								 0;
 	return 0;
 }
 
@@ -694,6 +722,8 @@ int plx_rdma_init(struct plx_reactor *r, const struct plx_rdma_config *cfg)
 		return PLX_ENOMEM;
 	d->x = x;
 	d->ibv = t;
+	d->nl_fd = -1;
+	plx_timer_init(&d->resolve_timer, plx__rchan_resolve_fire, d);
 	if (cfg)
 		d->cfg = *cfg;
 	else

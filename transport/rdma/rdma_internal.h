@@ -64,6 +64,14 @@ struct plx__rdma {
 			 * reactor alive */
 	uint32_t gen;	   /* last connection generation drawn */
 	struct plx_rdma_stats st;
+	/* the peer GIDs' routes and neighbours (transport/rdma/route.c) */
+	uint32_t ifindex; /* netdev behind our GID, 0: unknown (IB too) */
+	int nl_fd;	  /* NETLINK_ROUTE socket, -1: not open */
+	bool nl_failed;	  /* could not be opened: not asked again */
+	uint32_t nl_seq;  /* last request's sequence number */
+	/* looks again at channels holding a REQ or REP until the peer
+	 * GID's neighbour is resolved; armed while there are any */
+	struct plx_timer resolve_timer;
 };
 
 /*
@@ -83,6 +91,10 @@ int plx__rdma_wc_status(const struct ibv_wc *wc, int flushed_as);
 void plx__rchan_reap(struct plx__rdma *d, uint64_t now);
 /* Free every channel and QP at teardown. */
 void plx__rchan_fini_all(struct plx__rdma *d);
+
+/* d->resolve_timer's callback: channels holding a REQ or REP look at the
+ * peer GID's neighbour again (transport/rdma/chan.c). */
+void plx__rchan_resolve_fire(struct plx_reactor *r, struct plx_timer *t);
 
 /* The transport attached to @r, or NULL. Owner thread. */
 struct plx__rdma *plx__rdma_get(struct plx_reactor *r);
