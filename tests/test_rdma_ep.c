@@ -18,7 +18,7 @@
  * QPs made for 8 of them, then REJ, and one more a second later. A REQ
  * naming a GID whose neighbour is not resolved is held, not answered
  * inside a verbs call that would wait for it: refused after 3 s, or
- * answered once the neighbour appears.
+ * answered once the neighbour appears; over IPv4 and IPv6 GIDs.
  */
 #include <net/if.h>
 #include <pthread.h>
@@ -55,6 +55,7 @@ static void log_cb(void *arg, int level, const char *msg)
 #define POOL_BUF 4096
 #define POOL_N 64
 static int use_pool, use_msg_cb;
+static int gid_index_cfg = -1; /* rdma_side(): plx_rdma_config.gid_index */
 static struct {
 	struct plx_pool pool;
 	uint8_t *mem;
@@ -109,6 +110,7 @@ static int rdma_side(struct side *s, uint8_t id, const char *listen,
 	plx_rdma_config_init(&dc);
 	dc.qps_per_ep = qps;
 	dc.split_min = 256 * 1024;
+	dc.gid_index = gid_index_cfg;
 	if (!use_pool) {
 		side_init(s, listen, NULL, &rc);
 		return plx_rdma_init(&s->r, &dc);
@@ -1021,6 +1023,26 @@ static int ip_cmd(const char *args)
 	return system(cmd);
 }
 
+/* Does `ip neigh show ARGS` list an entry in resolution (the kick made
+ * the kernel ask for its MAC address)? */
+static bool neigh_probed(const char *args)
+{
+	char cmd[256], line[256];
+	bool hit = false;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "%s neigh show %s 2>&1",
+		 access("/t/ip", X_OK) == 0 ? "/t/ip" : "ip", args);
+	f = popen(cmd, "r");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "INCOMPLETE") || strstr(line, "FAILED"))
+			hit = true;
+	pclose(f);
+	return hit;
+}
+
 /* A's counter at byte offset @off of struct plx_rdma_stats. */
 static uint64_t stat_at(const struct plx_rdma_stats *st, size_t off)
 {
@@ -1155,6 +1177,9 @@ static void test_gid_resolve(void)
 	EXPECT_U64_EQ(s1.gid_waits, s0.gid_waits + 1);
 	EXPECT_U64_EQ(s1.qps_created, s0.qps_created);
 	EXPECT_U64_EQ(s1.gid_unreachable, s0.gid_unreachable);
+	/* the kick: the kernel is asking for the address's MAC */
+	snprintf(args, sizeof(args), "198.51.100.7 dev %s", dev);
+	EXPECT_TRUE(neigh_probed(args));
 	t0 = plx_now_ns();
 	POLL_UNTIL(s0, s1, gid_unreachable, 1, 10000, &worst);
 	t0 = plx_now_ns() - t0;
@@ -1214,6 +1239,103 @@ out:
 	pair_down();
 }
 
+/*
+ * The same over IPv6: both sides on an IPv6 RoCE v2 GID (added to the
+ * guest's veth0 for this case). The session's own connection resolves a
+ * local IPv6 address; a REQ naming an on-link IPv6 address with no
+ * neighbour is held, its neighbour solicited, and answered once the
+ * neighbour appears. Guest only: it changes the host's addresses.
+ */
+static void test_gid_resolve_v6(void)
+{
+	static const uint8_t mine[16] = {0x20, 0x01, 0x0d,    0xb8,
+					 0,    0x77, [15] = 1};
+	uint8_t g[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0x77, [15] = 0x99};
+	struct plx_rdma_stats s0, s1;
+	struct plx_rdma_info info;
+	struct plx__rdma *d;
+	struct tracked t;
+	struct plx_ep *ep;
+	char dev[IF_NAMESIZE], args[160];
+	uint64_t worst = 0, end;
+	int idx = -1;
+
+	if (!getenv("PLX_RXE_VM")) {
+		fprintf(stderr, "IPv6 GID: guest only (adds an address), "
+				"skipped\n");
+		return;
+	}
+	ep = pair_up(1);
+	d = plx__rdma_get(&A.r);
+	EXPECT_TRUE(if_indextoname(d->ifindex, dev) != NULL);
+	snprintf(args, sizeof(args),
+		 "-6 addr add 2001:db8:77::1/64 dev %s "
+		 "nodad",
+		 dev);
+	EXPECT_TRUE(ip_cmd(args) == 0);
+	/* the GID table follows the netdev's addresses */
+	for (end = plx_now_ns() + 5000000000ull; idx < 0 && plx_now_ns() < end;)
+		for (int i = 0; i < 256 && idx < 0; i++) {
+			union ibv_gid gid;
+
+			if (!d->ibv->query_gid(d->ctx, (uint8_t)d->info.port, i,
+					       &gid) &&
+			    !memcmp(gid.raw, mine, 16))
+				idx = i;
+		}
+	EXPECT_GE(idx, 0);
+	pair_down();
+
+	gid_index_cfg = idx;
+	ep = pair_up(1);
+	gid_index_cfg = -1;
+	regions_up();
+	EXPECT_OK(plx_rdma_info(&A.r, &info));
+	EXPECT_MEM_EQ(info.gid, mine, 16);
+	d = plx__rdma_get(&A.r);
+	/* the session's connection: each side's GID is a local address */
+	rstats(&A, &s0);
+	tracked_init(&t);
+	EXPECT_OK(plx_ep_write(ep, &t.op, bbuf, 64, &adesc, 0));
+	wait_done(&t, 1, 10000);
+	EXPECT_OK(t.status);
+	EXPECT_MEM_EQ(abuf, bbuf, 64);
+	rstats(&A, &s1);
+	EXPECT_U64_EQ(s1.gid_unreachable, s0.gid_unreachable);
+	EXPECT_U64_EQ(s1.gid_waits, s0.gid_waits);
+	rstats(&B, &s1);
+	EXPECT_GE(s1.ops_posted, 1);
+
+	rstats(&A, &s0);
+	queue_req(ep, 0x7200, g);
+	POLL_UNTIL(s0, s1, gid_waits, 1, 10000, &worst);
+	EXPECT_U64_EQ(s1.gid_waits, s0.gid_waits + 1);
+	EXPECT_U64_EQ(s1.qps_created, s0.qps_created);
+	snprintf(args, sizeof(args), "2001:db8:77::99 dev %s", dev);
+	EXPECT_TRUE(neigh_probed(args));
+	snprintf(args, sizeof(args),
+		 "-6 neigh replace 2001:db8:77::99 lladdr 02:00:5e:00:53:99 "
+		 "dev %s nud permanent",
+		 dev);
+	EXPECT_TRUE(ip_cmd(args) == 0);
+	POLL_UNTIL(s0, s1, qps_created, 1, 5000, &worst);
+	EXPECT_U64_EQ(s1.qps_created, s0.qps_created + 1);
+	EXPECT_U64_EQ(s1.gid_unreachable, s0.gid_unreachable);
+	fprintf(stderr,
+		"IPv6 GID (index %d): connected, and a held REQ answered once "
+		"its neighbour appeared; longest poll of A %.1f ms\n",
+		idx, (double)worst / 1e6);
+	EXPECT_TRUE(worst < 500000000ull);
+	regions_down();
+	pair_down();
+	snprintf(args, sizeof(args), "-6 neigh del 2001:db8:77::99 dev %s",
+		 dev);
+	EXPECT_TRUE(ip_cmd(args) == 0);
+	snprintf(args, sizeof(args), "-6 addr del 2001:db8:77::1/64 dev %s",
+		 dev);
+	EXPECT_TRUE(ip_cmd(args) == 0);
+}
+
 int main(void)
 {
 	test_ops_over_qps();
@@ -1226,5 +1348,6 @@ int main(void)
 	test_send_recv();
 	test_req_flood();
 	test_gid_resolve();
+	test_gid_resolve_v6();
 	return 0;
 }

@@ -287,13 +287,15 @@ static void kick(struct plx__rdma *d, const struct addr *dst)
 	struct sockaddr_in s4 = {.sin_family = AF_INET};
 	int fd = socket(dst->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			0);
+	uint32_t idx;
 	int rc;
 
 	if (fd < 0)
 		return;
+	/* IP_UNICAST_IF and IPV6_UNICAST_IF both take the ifindex in
+	 * network byte order */
+	idx = htonl(d->ifindex);
 	if (dst->family == AF_INET) {
-		uint32_t idx = htonl(d->ifindex); /* network order here */
-
 		rc = setsockopt(fd, IPPROTO_IP, IP_UNICAST_IF, &idx,
 				sizeof(idx));
 		s4.sin_port = htons(KICK_PORT);
@@ -302,8 +304,6 @@ static void kick(struct plx__rdma *d, const struct addr *dst)
 			(void)sendto(fd, NULL, 0, 0, (struct sockaddr *)&s4,
 				     sizeof(s4));
 	} else {
-		int idx = (int)d->ifindex;
-
 		rc = setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_IF, &idx,
 				sizeof(idx));
 		s6.sin6_port = htons(KICK_PORT);
