@@ -140,15 +140,19 @@ static int nl_ask(struct plx__rdma *d, struct nlreq *q, uint8_t *buf,
 		return PLX_EUNAVAIL;
 	for (;;) {
 		ssize_t n = recv(d->nl_fd, buf, cap, MSG_DONTWAIT | MSG_TRUNC);
-		const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
-		int left;
+		const struct nlmsghdr *h;
 
 		/* the kernel answers inside the send; a dump's next part is
 		 * made inside the recv, at most @cap bytes (larger: cut) */
 		if (n < 0 || (size_t)n > cap)
 			return PLX_EUNAVAIL;
-		left = (int)n;
-		for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+		/* NLMSG_OK / NLMSG_NEXT, without their signed length */
+		for (size_t off = 0; off + sizeof(*h) <= (size_t)n;
+		     off += NLMSG_ALIGN(h->nlmsg_len)) {
+			h = (const struct nlmsghdr *)(buf + off);
+			if (h->nlmsg_len < sizeof(*h) ||
+			    h->nlmsg_len > (size_t)n - off)
+				break;
 			if (h->nlmsg_seq != seq)
 				continue; /* an answer to an older question */
 			if (h->nlmsg_type == NLMSG_ERROR) {
