@@ -37,9 +37,7 @@
  * so the op means what it means over TCP: data in place and handler
  * called.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "reactor/internal.h"
@@ -1326,15 +1324,10 @@ static void chan_failed(struct plx__rchan *ch, int status)
 static void gid_unreachable(struct plx__rchan *ch, const uint8_t gid[16],
 			    const char *why)
 {
-	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
-					     0, 0, 0, 0, 0xff, 0xff};
-	char a[INET6_ADDRSTRLEN];
-	bool v4 = !memcmp(gid, v4mapped, 12);
+	char a[PLX__GID_STR];
 
 	ch->d->st.gid_unreachable++;
-	if (!inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? gid + 12 : gid, a,
-		       sizeof(a)))
-		snprintf(a, sizeof(a), "?");
+	plx__gid_str(gid, a);
 	plx__log(ch->d->x, PLX_LOG_WARN,
 		 "rdma: the peer's GID %s %s: no RDMA connection, its ops go "
 		 "over TCP",

@@ -21,6 +21,7 @@
  * NETLINK_ROUTE socket: the kernel answers inside the send, so nothing
  * here waits. The socket is opened on first use and kept.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -36,6 +37,8 @@
 #include "reactor/internal.h"
 #include "transport/rdma/rdma_internal.h"
 #include "transport/rdma/route.h"
+
+_Static_assert(PLX__GID_STR == INET6_ADDRSTRLEN, "PLX__GID_STR");
 
 /* neighbour states in which the kernel has the MAC address (the
  * kernel's own NUD_VALID, which is not in its UAPI headers) */
@@ -355,6 +358,15 @@ int plx__gid_check(struct plx__rdma *d, const uint8_t gid[16], bool kick_it)
 	if (kick_it)
 		kick(d, &dst);
 	return PLX__GID_WAIT;
+}
+
+void plx__gid_str(const uint8_t gid[16], char *out)
+{
+	struct addr a;
+
+	gid_addr(gid, &a);
+	if (!inet_ntop(a.family, a.b, out, PLX__GID_STR))
+		snprintf(out, PLX__GID_STR, "?");
 }
 
 void plx__gid_fini(struct plx__rdma *d)

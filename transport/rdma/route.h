@@ -38,6 +38,11 @@ struct plx__rdma;
  */
 int plx__gid_check(struct plx__rdma *d, const uint8_t gid[16], bool kick);
 
+/* plx__gid_str() - @gid as an address for a log: "10.0.0.1" for an
+ * IPv4-mapped GID, else IPv6 notation; PLX__GID_STR bytes at @out. */
+#define PLX__GID_STR 46 /* INET6_ADDRSTRLEN */
+void plx__gid_str(const uint8_t gid[16], char *out);
+
 /* plx__gid_fini() - close what plx__gid_check() opened. */
 void plx__gid_fini(struct plx__rdma *d);
 
