@@ -1334,6 +1334,11 @@ static void gid_unreachable(struct plx__rchan *ch, const uint8_t gid[16],
 		 a, why);
 }
 
+/* why plx__gid_check() answered PLX_EHOSTUNREACH */
+#define GID_NO_ROUTE                                                           \
+	"has no route out of our GID's netdev (or is of the other address "    \
+	"family)"
+
 static bool resolving(const struct plx__rchan *ch)
 {
 	return ch->state == CH_RESOLVE || ch->state == CH_REP_RESOLVE;
@@ -1356,7 +1361,7 @@ static int gid_gate(struct plx__rchan *ch, const struct plx__cm_msg *m,
 		return 0; /* routed by LID: nothing to resolve */
 	rc = plx__gid_check(d, m->gid, true);
 	if (rc == PLX_EHOSTUNREACH)
-		gid_unreachable(ch, m->gid, "has no route out of our port");
+		gid_unreachable(ch, m->gid, GID_NO_ROUTE);
 	if (rc != PLX__GID_WAIT)
 		return rc;
 	ch->held_cm = *m;
@@ -1387,7 +1392,7 @@ static bool resolve_step(struct plx__rchan *ch, uint64_t now)
 	if (rc == PLX__GID_WAIT)
 		gid_unreachable(ch, m.gid, "got no neighbour in 3 s");
 	else if (rc == PLX_EHOSTUNREACH)
-		gid_unreachable(ch, m.gid, "has no route out of our port");
+		gid_unreachable(ch, m.gid, GID_NO_ROUTE);
 	if (rc == PLX__GID_WAIT)
 		rc = PLX_EHOSTUNREACH;
 	if (ch->state == CH_RESOLVE) {
