@@ -124,12 +124,14 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "pollux/pollux.h"
@@ -647,6 +649,46 @@ static const char *cpu_desc(void)
 			*q = ' '; /* safe in JSON and Markdown tables */
 	snprintf(desc, sizeof(desc), "%s (family %d, model %d)", name, family,
 		 model);
+	return desc;
+}
+
+/*
+ * The kernel, and whether it isolates its page tables (Meltdown's
+ * mitigation, PTI) and the CPU has PCID: with isolation and no PCID every
+ * system call empties the TLB, and each page a message's path touches
+ * costs a walk. The latency ratios depended on it (docs/benchmarks.md,
+ * stop 20), so the output says which.
+ */
+static const char *kernel_desc(void)
+{
+	static char desc[160];
+	char line[4096], melt[64] = "?";
+	const char *pti = "unknown";
+	bool pcid = false;
+	struct utsname u;
+	FILE *f;
+
+	if (desc[0])
+		return desc;
+	f = fopen("/sys/devices/system/cpu/vulnerabilities/meltdown", "r");
+	if (f && fgets(melt, sizeof(melt), f)) {
+		melt[strcspn(melt, "\n")] = 0;
+		pti = strstr(melt, "PTI") ? "on" : "off";
+	}
+	if (f)
+		fclose(f);
+	f = fopen("/proc/cpuinfo", "r");
+	while (f && fgets(line, sizeof(line), f) && line[0] != '\n')
+		if (!strncmp(line, "flags", 5) && strstr(line, " pcid"))
+			pcid = true;
+	if (f)
+		fclose(f);
+	for (char *q = melt; *q; q++)
+		if (*q == '"' || *q == '\\' || *q == '|')
+			*q = ' '; /* safe in JSON and Markdown tables */
+	snprintf(desc, sizeof(desc),
+		 "Linux %s, page-table isolation %s (meltdown: %s), PCID %s",
+		 uname(&u) ? "?" : u.release, pti, melt, pcid ? "yes" : "no");
 	return desc;
 }
 
@@ -1920,7 +1962,8 @@ static const char *const batch_names[] = {"auto", "always", "never"};
 
 static void print_json(const double *load)
 {
-	printf("{\"cpus\": %ld, \"cpu\": \"%s\", \"load_start\": %.2f, "
+	printf("{\"cpus\": %ld, \"cpu\": \"%s\", \"kernel\": \"%s\", "
+	       "\"load_start\": %.2f, "
 	       "\"load_end\": %.2f, \"rounds\": %d, \"iters\": %" PRIu64
 	       ", \"bw_seconds\": %.3f, "
 	       "\"batch\": \"%s\", \"stripes\": %u, "
@@ -1930,11 +1973,12 @@ static void print_json(const double *load)
 	       "], \"bandwidth\": [%" PRIu64 ", %" PRIu64 "]},\n "
 	       "\"floor_header\": %zu, \"floor_split\": %zu, "
 	       "\"floor_stage\": %s, \"headroom\": %s,\n \"latency\": [",
-	       sysconf(_SC_NPROCESSORS_ONLN), cpu_desc(), load[0], load[1],
-	       opt.rounds, opt.iters, opt.secs, batch_names[opt.batch],
-	       g_stripes, HEAP_COUNTED ? "true" : "false", g_heap_allocs,
-	       g_ops_measured, floor_cc(), g_retrans[0][0], g_retrans[0][1],
-	       g_retrans[1][0], g_retrans[1][1], opt.floor_hdr, opt.floor_split,
+	       sysconf(_SC_NPROCESSORS_ONLN), cpu_desc(), kernel_desc(),
+	       load[0], load[1], opt.rounds, opt.iters, opt.secs,
+	       batch_names[opt.batch], g_stripes,
+	       HEAP_COUNTED ? "true" : "false", g_heap_allocs, g_ops_measured,
+	       floor_cc(), g_retrans[0][0], g_retrans[0][1], g_retrans[1][0],
+	       g_retrans[1][1], opt.floor_hdr, opt.floor_split,
 	       opt.floor_stage ? "true" : "false",
 	       opt.no_headroom ? "false" : "true");
 	for (int i = 0; i < nlat; i++) {
@@ -2534,7 +2578,7 @@ int main(int argc, char **argv)
 			       size_str(g_turn_size, sz, sizeof(sz)), g_turn_w,
 			       (double)g_turn_max / 1e3);
 		}
-		printf("CPU: %s\n", cpu_desc());
+		printf("CPU: %s; kernel: %s\n", cpu_desc(), kernel_desc());
 		printf("load average (1 min): %.2f at the start, %.2f at the "
 		       "end; stripes %u, batch %s",
 		       load[0], load[1], g_stripes, batch_names[opt.batch]);
