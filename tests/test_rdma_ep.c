@@ -33,6 +33,7 @@
 #include <infiniband/verbs.h>
 
 #include "pollux/rdma.h"
+#include "reactor/internal.h"
 #include "tcp_pair.h"
 #include "transport/rdma/common/cm.h"
 #include "transport/rdma/common/rdma_ep.h"
@@ -1191,6 +1192,10 @@ static void test_gid_resolve(void)
 	EXPECT_U64_EQ(s1.gid_waits, s0.gid_waits + 1);
 	EXPECT_U64_EQ(s1.qps_created, s0.qps_created);
 	EXPECT_U64_EQ(s1.gid_unreachable, s0.gid_unreachable);
+	/* its timer is armed, and internal: it does not keep
+	 * plx_reactor_fini() busy */
+	EXPECT_TRUE(plx_timer_armed(&d->resolve_timer));
+	EXPECT_TRUE(d->resolve_timer.plx_pad & PLX__TIMER_DAEMON);
 	/* the kick: the kernel is asking for the address's MAC */
 	snprintf(args, sizeof(args), "198.51.100.7 dev %s", dev);
 	EXPECT_TRUE(neigh_probed(args));

@@ -724,6 +724,9 @@ int plx_rdma_init(struct plx_reactor *r, const struct plx_rdma_config *cfg)
 	d->ibv = t;
 	d->nl_fd = -1;
 	plx_timer_init(&d->resolve_timer, plx__rchan_resolve_fire, d);
+	/* internal: never keeps plx_reactor_fini() busy (rdma_teardown()
+	 * stops it) */
+	d->resolve_timer.plx_pad = PLX__TIMER_DAEMON;
 	if (cfg)
 		d->cfg = *cfg;
 	else
