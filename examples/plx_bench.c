@@ -661,7 +661,7 @@ static const char *cpu_desc(void)
  */
 static const char *kernel_desc(void)
 {
-	static char desc[160];
+	static char desc[256]; /* 54 bytes + release, pti, melt: <= 187 */
 	char line[4096], melt[64] = "?";
 	const char *pti = "unknown";
 	bool pcid = false;
