@@ -618,6 +618,14 @@ static const char *floor_cc(void)
  * (docs/benchmarks.md, stop 13), and figures compare only between runs
  * on the same CPU.
  */
+/* Blank what JSON strings and Markdown tables cannot hold as is. */
+static void md_safe(char *s)
+{
+	for (; *s; s++)
+		if (*s == '"' || *s == '\\' || *s == '|')
+			*s = ' ';
+}
+
 static const char *cpu_desc(void)
 {
 	static char desc[160];
@@ -644,9 +652,7 @@ static const char *cpu_desc(void)
 	}
 	if (f)
 		fclose(f);
-	for (char *q = name; *q; q++)
-		if (*q == '"' || *q == '\\' || *q == '|')
-			*q = ' '; /* safe in JSON and Markdown tables */
+	md_safe(name);
 	snprintf(desc, sizeof(desc), "%s (family %d, model %d)", name, family,
 		 model);
 	return desc;
@@ -683,9 +689,7 @@ static const char *kernel_desc(void)
 			pcid = true;
 	if (f)
 		fclose(f);
-	for (char *q = melt; *q; q++)
-		if (*q == '"' || *q == '\\' || *q == '|')
-			*q = ' '; /* safe in JSON and Markdown tables */
+	md_safe(melt);
 	snprintf(desc, sizeof(desc),
 		 "Linux %s, page-table isolation %s (meltdown: %s), PCID %s",
 		 uname(&u) ? "?" : u.release, pti, melt, pcid ? "yes" : "no");

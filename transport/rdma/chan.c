@@ -1387,14 +1387,14 @@ static bool resolve_step(struct plx__rchan *ch, uint64_t now)
 	struct plx__cm_msg m = ch->held_cm;
 	int rc = plx__gid_check(ch->d, m.gid, false);
 
-	if (rc == PLX__GID_WAIT && now < ch->resolve_deadline)
-		return false;
-	if (rc == PLX__GID_WAIT)
+	if (rc == PLX__GID_WAIT) {
+		if (now < ch->resolve_deadline)
+			return false;
 		gid_unreachable(ch, m.gid, "got no neighbour in 3 s");
-	else if (rc == PLX_EHOSTUNREACH)
-		gid_unreachable(ch, m.gid, GID_NO_ROUTE);
-	if (rc == PLX__GID_WAIT)
 		rc = PLX_EHOSTUNREACH;
+	} else if (rc == PLX_EHOSTUNREACH) {
+		gid_unreachable(ch, m.gid, GID_NO_ROUTE);
+	}
 	if (ch->state == CH_RESOLVE) {
 		ch->state = CH_IDLE;
 		cm_req_answer(ch, &m, rc);

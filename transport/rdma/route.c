@@ -290,35 +290,35 @@ static int neigh_state(struct plx__rdma *d, const struct addr *hop)
  * the kernel asks for the MAC address (ARP, neighbour solicitation). */
 static void kick(struct plx__rdma *d, const struct addr *dst)
 {
-	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
-	struct sockaddr_in s4 = {.sin_family = AF_INET};
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in s4;
+		struct sockaddr_in6 s6;
+	} to;
+	bool v4 = dst->family == AF_INET;
+	/* IP_UNICAST_IF and IPV6_UNICAST_IF both take the ifindex in
+	 * network byte order */
+	uint32_t idx = htonl(d->ifindex);
 	int fd = socket(dst->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			0);
-	uint32_t idx;
-	int rc;
 
 	if (fd < 0)
 		return;
-	/* IP_UNICAST_IF and IPV6_UNICAST_IF both take the ifindex in
-	 * network byte order */
-	idx = htonl(d->ifindex);
-	if (dst->family == AF_INET) {
-		rc = setsockopt(fd, IPPROTO_IP, IP_UNICAST_IF, &idx,
-				sizeof(idx));
-		s4.sin_port = htons(KICK_PORT);
-		memcpy(&s4.sin_addr, dst->b, 4);
-		if (!rc)
-			(void)sendto(fd, NULL, 0, 0, (struct sockaddr *)&s4,
-				     sizeof(s4));
+	memset(&to, 0, sizeof(to));
+	if (v4) {
+		to.s4.sin_family = AF_INET;
+		to.s4.sin_port = htons(KICK_PORT);
+		memcpy(&to.s4.sin_addr, dst->b, 4);
 	} else {
-		rc = setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_IF, &idx,
-				sizeof(idx));
-		s6.sin6_port = htons(KICK_PORT);
-		memcpy(&s6.sin6_addr, dst->b, 16);
-		if (!rc)
-			(void)sendto(fd, NULL, 0, 0, (struct sockaddr *)&s6,
-				     sizeof(s6));
+		to.s6.sin6_family = AF_INET6;
+		to.s6.sin6_port = htons(KICK_PORT);
+		memcpy(&to.s6.sin6_addr, dst->b, 16);
 	}
+	if (!setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6,
+			v4 ? IP_UNICAST_IF : IPV6_UNICAST_IF, &idx,
+			sizeof(idx)))
+		(void)sendto(fd, NULL, 0, 0, &to.sa,
+			     v4 ? sizeof(to.s4) : sizeof(to.s6));
 	close(fd);
 }
 
@@ -343,10 +343,10 @@ int plx__gid_check(struct plx__rdma *d, const uint8_t gid[16], bool kick_it)
 	if (rc)
 		return PLX_EHOSTUNREACH;
 	if (type == RTN_LOCAL) {
-		rc = own_addr(d, &dst);
-		return rc < 0 ? PLX__GID_READY :
-		       rc     ? PLX__GID_READY :
-				PLX_EHOSTUNREACH;
+		/* ours: ready; another netdev's: refused; no answer: as
+		 * before */
+		return own_addr(d, &dst) == 0 ? PLX_EHOSTUNREACH :
+						PLX__GID_READY;
 	}
 	if (type != RTN_UNICAST || oif != d->ifindex)
 		return PLX_EHOSTUNREACH;
